@@ -1,0 +1,201 @@
+/*
+ * libhtnn - hard-threshold neural networks.
+ * SPDX-License-Identifier: MIT
+ *
+ * net.h - the network handle (htnn_net) and its layers (htnn_layer).
+ *
+ * A net is an ordered stack of layers applied to batch-major float32 inputs
+ * (count x input_width, row-major).  Layer d computes
+ *     Z[d] = H[d-1] W[d]^T + b[d],   H[d] = g[d](Z[d])
+ * with W[d] stored row-major as out_width x in_width.
+ *
+ * Ownership: the caller owns the net (htnn_net_create / htnn_net_load /
+ * htnn_net_clone, then htnn_net_free).  htnn_layer pointers are borrowed from
+ * their net and stay valid until the net is freed.  Pointers into a net's
+ * buffers (targets, views) stay valid until the next call that trains or
+ * predicts with that net, or until it is freed.
+ *
+ * Threads: distinct nets may be used from different threads at once; one net
+ * must not be used by two threads at the same time (it owns scratch buffers).
+ */
+#ifndef HTNN_NET_H
+#define HTNN_NET_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct htnn_net htnn_net;
+typedef struct htnn_layer htnn_layer;
+
+/** Options for htnn_net_create.  Initialise with HTNN_NET_OPTIONS_INIT. */
+typedef struct htnn_net_options {
+    size_t struct_size;  /**< sizeof(htnn_net_options) */
+    uint64_t seed;       /**< seed of the net's RNG (initial weights, shuffling) */
+    int output;          /**< htnn_output: how the last layer is scored */
+    /** Threads for BLAS and the library's kernels; 0 leaves the BLAS
+     *  library's own setting alone.  With OpenBLAS the thread count is
+     *  process-wide: the net sets it at the start of each training or
+     *  prediction call when this is > 0. */
+    int threads;
+    /** 0 (default): targets for layer d-1 are computed from W[d] before its
+     *  update (equal to one backward pass); 1: after the update. */
+    int targets_after_update;
+} htnn_net_options;
+
+#define HTNN_NET_OPTIONS_INIT \
+    { sizeof(htnn_net_options), 1u, HTNN_OUTPUT_SOFTMAX, 0, 0 }
+
+/** Kinds of layer.  Numbers are fixed. */
+typedef enum htnn_layer_kind {
+    HTNN_LAYER_DENSE = 1
+} htnn_layer_kind;
+
+/** Options for htnn_net_add_dense.  Initialise with HTNN_DENSE_OPTIONS_INIT. */
+typedef struct htnn_dense_options {
+    size_t struct_size; /**< sizeof(htnn_dense_options) */
+    size_t units;       /**< output width, >= 1 (no default: must be set) */
+    int activation;     /**< htnn_activation, default HTNN_ACT_SIGN */
+    int qrelu_bits;     /**< bits of HTNN_ACT_QRELU, 1..8, default 2 */
+    int loss;           /**< htnn_loss towards this layer's targets, default soft hinge */
+    /** 1 (default): each target's loss is weighted by the weight the
+     *  heuristic gave it (|G| for the loss-driven heuristic); 0: every target
+     *  with a non-zero weight counts 1. */
+    int weight_targets;
+    int bias;           /**< 1 (default): the layer has a bias vector */
+} htnn_dense_options;
+
+#define HTNN_DENSE_OPTIONS_INIT                                              \
+    { sizeof(htnn_dense_options), 0, HTNN_ACT_SIGN, 2, HTNN_LOSS_SOFT_HINGE, \
+      1, 1 }
+
+/** What a layer is; filled by htnn_layer_get_info. */
+typedef struct htnn_layer_info {
+    size_t struct_size; /**< set by the caller to sizeof(htnn_layer_info) */
+    int kind;           /**< htnn_layer_kind */
+    size_t index;       /**< position in the net, 0-based */
+    size_t in_width;    /**< n[d-1] */
+    size_t out_width;   /**< n[d] */
+    int activation;     /**< htnn_activation */
+    int qrelu_bits;
+    int loss;           /**< htnn_loss */
+    int weight_targets;
+    int bias;
+    size_t weight_count; /**< out_width * in_width */
+} htnn_layer_info;
+
+/** Creates an empty net taking inputs input_width wide.  opts may be NULL
+ *  for the defaults.  On success *out owns a new net. */
+HTNN_API htnn_status htnn_net_create(size_t input_width,
+                                     const htnn_net_options *opts,
+                                     htnn_net **out);
+
+/** Frees a net and everything it owns; NULL is a no-op. */
+HTNN_API void htnn_net_free(htnn_net *net);
+
+/** Deep copy of a net (architecture, weights, RNG state); scratch buffers
+ *  and the last targets are not copied. */
+HTNN_API htnn_status htnn_net_clone(const htnn_net *net, htnn_net **out);
+
+/** Appends a dense layer whose input is the previous layer's output (or the
+ *  net's input).  Weights are drawn from U(-1/sqrt(in), 1/sqrt(in)) with the
+ *  net's RNG, biases start at 0.  *layer_out (may be NULL) receives the
+ *  borrowed layer. */
+HTNN_API htnn_status htnn_net_add_dense(htnn_net *net,
+                                        const htnn_dense_options *opts,
+                                        htnn_layer **layer_out);
+
+/** Re-seeds the net's RNG (affects later shuffling and added layers). */
+HTNN_API htnn_status htnn_net_seed(htnn_net *net, uint64_t seed);
+
+/** Changes the thread setting (see htnn_net_options.threads). */
+HTNN_API htnn_status htnn_net_set_threads(htnn_net *net, int threads);
+
+/** Reads the options the net was created with (struct_size set by caller). */
+HTNN_API htnn_status htnn_net_get_options(const htnn_net *net,
+                                          htnn_net_options *out);
+
+/** Number of layers; 0 for NULL. */
+HTNN_API size_t htnn_net_layer_count(const htnn_net *net);
+/** Input width; 0 for NULL. */
+HTNN_API size_t htnn_net_input_width(const htnn_net *net);
+/** Output width (the last layer's units, or the input width without
+ *  layers); 0 for NULL. */
+HTNN_API size_t htnn_net_output_width(const htnn_net *net);
+/** Total number of trainable parameters (weights and biases). */
+HTNN_API size_t htnn_net_parameter_count(const htnn_net *net);
+
+/** Borrowed pointer to layer `index` (0-based), or NULL if out of range. */
+HTNN_API htnn_layer *htnn_net_layer(htnn_net *net, size_t index);
+
+/** Describes a layer.  out->struct_size must be set by the caller. */
+HTNN_API htnn_status htnn_layer_get_info(const htnn_layer *layer,
+                                         htnn_layer_info *out);
+
+/** Copies the layer's weights (out_width x in_width, row-major) to dst,
+ *  which holds `count` floats; count must equal weight_count. */
+HTNN_API htnn_status htnn_layer_get_weights(const htnn_layer *layer,
+                                            float *dst, size_t count);
+/** Replaces the layer's weights; rejects NaN/Inf (HTNN_ENUMERIC). */
+HTNN_API htnn_status htnn_layer_set_weights(htnn_layer *layer,
+                                            const float *src, size_t count);
+/** Copies the bias (out_width floats; zeros if the layer has none). */
+HTNN_API htnn_status htnn_layer_get_bias(const htnn_layer *layer, float *dst,
+                                         size_t count);
+/** Replaces the bias; HTNN_ESTATE if the layer has no bias. */
+HTNN_API htnn_status htnn_layer_set_bias(htnn_layer *layer, const float *src,
+                                         size_t count);
+/** Changes the per-layer loss and target weighting of a layer. */
+HTNN_API htnn_status htnn_layer_set_loss(htnn_layer *layer, int loss,
+                                         int weight_targets);
+
+/** Logits (pre-activations of the last layer) for `count` inputs:
+ *  x is count x input_width, logits is count x output_width. */
+HTNN_API htnn_status htnn_net_predict_logits(htnn_net *net, const float *x,
+                                             size_t count, float *logits);
+
+/** Predicted class per input: arg-max of the logits (ties: lowest index);
+ *  for a one-unit output, 1 if its logit > 0 else 0. */
+HTNN_API htnn_status htnn_net_predict(htnn_net *net, const float *x,
+                                      size_t count, int32_t *classes);
+
+/** Mean loss (softmax cross-entropy, or the per-layer loss of a
+ *  hard-threshold output) and accuracy in [0, 1] over `count` labelled
+ *  inputs.  Either out-pointer may be NULL. */
+HTNN_API htnn_status htnn_net_evaluate(htnn_net *net, const float *x,
+                                       const int32_t *labels, size_t count,
+                                       double *loss, double *accuracy);
+
+/** Number of classes the net distinguishes: output_width, or 2 for a
+ *  one-unit output. */
+HTNN_API size_t htnn_net_class_count(const htnn_net *net);
+
+/** Saves the net to `path` atomically (temporary file, fsync, rename): on
+ *  failure an existing file at `path` is left untouched.  See
+ *  doc/file-format.md. */
+HTNN_API htnn_status htnn_net_save(const htnn_net *net, const char *path);
+
+/** Loads a net saved by htnn_net_save.  Unknown versions, truncated or
+ *  corrupt files fail with HTNN_EVERSION / HTNN_EFORMAT and never crash. */
+HTNN_API htnn_status htnn_net_load(const char *path, htnn_net **out);
+
+/** Serialises the net into a buffer allocated with malloc(); the caller
+ *  frees *data with htnn_free(). */
+HTNN_API htnn_status htnn_net_save_buffer(const htnn_net *net, void **data,
+                                          size_t *size);
+
+/** Loads a net from a memory buffer in the model file format. */
+HTNN_API htnn_status htnn_net_load_buffer(const void *data, size_t size,
+                                          htnn_net **out);
+
+/** Frees memory the library allocated for the caller (buffers from
+ *  htnn_net_save_buffer); NULL is a no-op. */
+HTNN_API void htnn_free(void *ptr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HTNN_NET_H */
