@@ -1,0 +1,500 @@
+#!/usr/bin/python3
+"""PyTorch peer benchmark for libhtnn (BENCH.md, "The peer").
+
+What it measures
+----------------
+The reference workload of BENCH.md, implemented in PyTorch (CPU) with the same
+formulas and hyperparameters as libhtnn, so that libhtnn's speed and accuracy
+can be compared with a well-known implementation *in the same run on the same
+machine*:
+
+  * Fashion-MNIST (/usr/share/datasets/fashion-mnist), inputs scaled to [0, 1],
+    float32; 784-512-512-10 MLP; sign hidden activations (sign(0) = -1);
+    linear output layer; softmax cross-entropy (mean over the batch).
+  * FTPROP-MB with the loss-driven target heuristic and |G| target weighting.
+    By ALGORITHM.md this is exactly back-propagation in which the derivative of
+    each sign unit is replaced by a surrogate:
+        --loss soft-hinge : dL/dz = G * (1 - tanh(z)^2)
+        --loss sste       : dL/dz = G * 1[|z| < 1]   (saturated hinge = SSTE)
+    Targets for layer d-1 come from the pre-update W[d], which is what a single
+    backward pass computes.
+  * --act relu: the full-precision ReLU baseline (ordinary back-propagation).
+  * Adam lr 1e-3, betas (0.9, 0.999), eps 1e-8; batch 100; 10 epochs;
+    reshuffled every epoch; fixed seed (torch.manual_seed for the weights,
+    numpy RandomState for the shuffles).  Weights use nn.Linear's default init
+    (uniform +-1/sqrt(fan_in)); biases start at 0 as in libhtnn.
+
+Modes
+-----
+  --mode train (default)
+      Trains once per --threads setting (torch.set_num_threads(n)) and prints
+      ONE JSON line per setting on stdout:
+        {"name": "pytorch-mlp", "act", "loss", "threads", "batch", "epochs",
+         "train_samples", "samples_per_sec", "seconds", "test_accuracy",
+         "peak_rss_mb", "epoch_test_accuracy": [...], "seed"}
+      samples_per_sec = epochs * train_samples / seconds, where seconds is the
+      training time only (shuffling, batch gathering, forward, backward, Adam);
+      data loading and the per-epoch test evaluation are excluded, and one
+      warm-up batch (on a throw-away copy of the net) runs before timing.
+      "loss" is null for --act relu.  test_accuracy is a fraction in [0, 1].
+      peak_rss_mb is the process's peak resident set (ru_maxrss); when several
+      thread settings are requested each runs in its own child process so the
+      figure belongs to that configuration alone.
+  --mode sgemm
+      The sgemm-only "roofline" of the same shapes in torch: per batch the
+      three forward products X@W1.T, H1@W2.T, H2@W3.T, the three weight
+      gradients dZ.T @ H_prev and the two input gradients dZ @ W (layers 2, 3),
+      into preallocated outputs, timed over many batches (median of --reps
+      repetitions of --iters batches).  One JSON line per thread setting:
+        {"name": "pytorch-sgemm", "threads", "batch", "iters",
+         "samples_per_sec", "seconds", "gflops"}
+  --smoke
+      Tiny run for CI (train: --limit 2000 --epochs 1 --threads 1; sgemm:
+      few iterations, threads 1).  Never assert on its timings.
+
+If torch (or numpy) cannot be imported the script says so on stderr, prints
+{"name": "pytorch-mlp", "skipped": "torch not available"} and exits 0.
+Progress goes to stderr; stdout carries only JSON lines.
+
+How to run
+----------
+  /usr/bin/python3 bench/compare_pytorch.py --smoke
+  /usr/bin/python3 bench/compare_pytorch.py                       # 10 epochs, threads 1 and 2
+  /usr/bin/python3 bench/compare_pytorch.py --threads 1 --loss sste
+  /usr/bin/python3 bench/compare_pytorch.py --threads 1 --act relu
+  /usr/bin/python3 bench/compare_pytorch.py --mode sgemm --threads 1,2
+
+Which numbers to compare
+------------------------
+  * Throughput: libhtnn's MLP samples/s against the *best* thread setting of
+    "pytorch-mlp" samples_per_sec (BENCH.md target: >= 1.5x, then >= 2x), and
+    against libhtnn's own C sgemm-only roofline at the same threads.  The
+    "pytorch-sgemm" figure is for orientation only.  Alternate runs (A B A B)
+    and take medians: the machines are shared and noisy.
+  * Accuracy: test_accuracy after 10 epochs (soft hinge ~0.882, SSTE ~0.880,
+    ReLU ~0.894 on the reference machine; ~0.857 after 2 soft-hinge epochs).
+  * Memory: peak_rss_mb (includes the Python/torch runtime itself).
+
+Standard library + numpy + torch only.  A benchmark tool, never a dependency
+of the library or its tests.
+"""
+
+import argparse
+import copy
+import ctypes
+import gzip
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+NAME = "pytorch-mlp"
+DATA_DIR = "/usr/share/datasets/fashion-mnist"
+LAYERS = (784, 512, 512, 10)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def emit(record):
+    print(json.dumps(record), flush=True)
+
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as exc:  # pragma: no cover - depends on the machine
+    np = torch = F = None
+    _IMPORT_ERROR = exc
+else:
+    _IMPORT_ERROR = None
+
+
+# --------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------
+
+def _read_idx(path, magic, header_len):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    got = int.from_bytes(raw[0:4], "big")
+    if got != magic:
+        raise ValueError(f"{path}: bad IDX magic {got:#x}, expected {magic:#x}")
+    count = int.from_bytes(raw[4:8], "big")
+    return count, np.frombuffer(raw, dtype=np.uint8, offset=header_len)
+
+
+def load_images(path, limit=None):
+    count, pix = _read_idx(path, 0x00000803, 16)
+    pix = pix.reshape(count, 28 * 28)[:limit]
+    return pix.astype(np.float32) / np.float32(255.0)
+
+
+def load_labels(path, limit=None):
+    count, lab = _read_idx(path, 0x00000801, 8)
+    return lab[:count][:limit].astype(np.int64)
+
+
+def load_fashion_mnist(data_dir, limit=None):
+    def p(name):
+        return os.path.join(data_dir, name)
+    xtr = load_images(p("train-images-idx3-ubyte.gz"), limit)
+    ytr = load_labels(p("train-labels-idx1-ubyte.gz"), limit)
+    xte = load_images(p("t10k-images-idx3-ubyte.gz"))
+    yte = load_labels(p("t10k-labels-idx1-ubyte.gz"))
+    return (torch.from_numpy(xtr), torch.from_numpy(ytr),
+            torch.from_numpy(xte), torch.from_numpy(yte))
+
+
+# --------------------------------------------------------------------------
+# Model: sign units with FTPROP-MB surrogate derivatives
+# --------------------------------------------------------------------------
+
+if torch is not None:
+
+    class SignSoftHinge(torch.autograd.Function):
+        """sign forward; backward = loss-driven soft-hinge targets with |G|
+        weighting, i.e. G * (1 - tanh(z)^2)."""
+
+        @staticmethod
+        def forward(ctx, z):
+            ctx.save_for_backward(z)
+            return (z > 0).to(z.dtype) * 2 - 1   # sign(0) = -1
+
+        @staticmethod
+        def backward(ctx, grad):
+            (z,) = ctx.saved_tensors
+            t = torch.tanh(z)
+            return grad * (1.0 - t * t)
+
+    class SignSSTE(torch.autograd.Function):
+        """sign forward; backward = saturated hinge with |G| weighting, i.e.
+        the saturated straight-through estimator G * 1[|z| < 1]."""
+
+        @staticmethod
+        def forward(ctx, z):
+            ctx.save_for_backward(z)
+            return (z > 0).to(z.dtype) * 2 - 1   # sign(0) = -1
+
+        @staticmethod
+        def backward(ctx, grad):
+            (z,) = ctx.saved_tensors
+            return grad * (z.abs() < 1.0).to(grad.dtype)
+
+    class MLP(torch.nn.Module):
+        def __init__(self, act, loss, sizes=LAYERS):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(
+                torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+            for lin in self.layers:  # default weight init, zero biases
+                torch.nn.init.zeros_(lin.bias)
+            if act == "relu":
+                self.act = F.relu
+            elif loss == "soft-hinge":
+                self.act = SignSoftHinge.apply
+            elif loss == "sste":
+                self.act = SignSSTE.apply
+            else:
+                raise ValueError(f"unknown loss {loss!r}")
+
+        def forward(self, x):
+            for lin in self.layers[:-1]:
+                x = self.act(lin(x))
+            return self.layers[-1](x)
+
+
+def make_optimizer(model):
+    return torch.optim.Adam(model.parameters(), lr=1e-3,
+                            betas=(0.9, 0.999), eps=1e-8)
+
+
+def train_step(model, opt, xb, yb):
+    opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(xb), yb)  # mean over the batch
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def accuracy(model, x, y, chunk=10000):
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, x.shape[0], chunk):
+            pred = model(x[i:i + chunk]).argmax(dim=1)
+            correct += int((pred == y[i:i + chunk]).sum())
+    return correct / x.shape[0]
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _openblas():
+    """The OpenBLAS library torch's sgemm goes through, via ctypes, or None.
+
+    Debian's torch calls the system BLAS (libblas.so.3 -> OpenBLAS pthread
+    build), whose thread pool is separate from torch's OpenMP pool and is not
+    affected by torch.set_num_threads."""
+    global _OPENBLAS
+    if _OPENBLAS is False:
+        _OPENBLAS = None
+        try:
+            with open("/proc/self/maps") as f:
+                paths = sorted({ln.split()[-1] for ln in f
+                                if "openblas" in ln and ".so" in ln})
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                if hasattr(lib, "openblas_set_num_threads"):
+                    lib.openblas_get_num_threads.restype = ctypes.c_int
+                    _OPENBLAS = lib
+                    break
+        except OSError:
+            pass
+    return _OPENBLAS
+
+
+_OPENBLAS = False
+
+
+def set_threads(threads, blas_threads):
+    """torch.set_num_threads(threads) and size OpenBLAS's pool: blas_threads
+    is "same" (= threads), "auto" (leave OpenBLAS's default) or an integer.
+    Returns the OpenBLAS thread count in effect (None if OpenBLAS not found)."""
+    torch.set_num_threads(threads)
+    torch.mm(torch.ones(2, 2), torch.ones(2, 2))  # make sure BLAS is loaded
+    lib = _openblas()
+    if lib is None:
+        if blas_threads not in ("same", "auto"):
+            log("warning: OpenBLAS not found, --blas-threads ignored")
+        return None
+    if blas_threads == "same":
+        lib.openblas_set_num_threads(threads)
+    elif blas_threads != "auto":
+        lib.openblas_set_num_threads(int(blas_threads))
+    return int(lib.openblas_get_num_threads())
+
+
+def run_train(args, threads, data):
+    xtr, ytr, xte, yte = data
+    n = xtr.shape[0]
+    blas_threads = set_threads(threads, args.blas_threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.RandomState(args.seed)
+    model = MLP(args.act, args.loss)
+    opt = make_optimizer(model)
+
+    # Warm-up batch on a throw-away copy (no effect on the measured run).
+    wm = copy.deepcopy(model)
+    train_step(wm, make_optimizer(wm), xtr[:args.batch], ytr[:args.batch])
+    del wm
+
+    seconds = 0.0
+    epoch_acc = []
+    for epoch in range(args.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.from_numpy(rng.permutation(n))
+        loss_sum = 0.0
+        for i in range(0, n, args.batch):
+            idx = perm[i:i + args.batch]
+            loss = train_step(model, opt, xtr.index_select(0, idx),
+                              ytr.index_select(0, idx))
+            loss_sum += float(loss) * idx.shape[0]
+        dt = time.perf_counter() - t0
+        seconds += dt
+        model.eval()
+        acc = accuracy(model, xte, yte)
+        epoch_acc.append(acc)
+        log(f"[{NAME} act={args.act} loss={args.loss} threads={threads}] "
+            f"epoch {epoch + 1}/{args.epochs}: train loss {loss_sum / n:.4f} "
+            f"test acc {acc:.4f} ({n / dt:.0f} samples/s)")
+
+    return {
+        "name": NAME,
+        "act": args.act,
+        "loss": None if args.act == "relu" else args.loss,
+        "threads": threads,
+        "blas_threads": blas_threads,
+        "batch": args.batch,
+        "epochs": args.epochs,
+        "train_samples": n,
+        "samples_per_sec": round(args.epochs * n / seconds, 1),
+        "seconds": round(seconds, 3),
+        "test_accuracy": epoch_acc[-1] if epoch_acc else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "epoch_test_accuracy": epoch_acc,
+        "seed": args.seed,
+    }
+
+
+# --------------------------------------------------------------------------
+# sgemm-only roofline
+# --------------------------------------------------------------------------
+
+def run_sgemm(args, threads):
+    blas_threads = set_threads(threads, args.blas_threads)
+    g = torch.Generator().manual_seed(args.seed)
+    m = args.batch
+    sizes = LAYERS
+
+    def rnd(*shape):
+        return torch.rand(*shape, generator=g) * 2 - 1
+
+    W = [rnd(b, a) for a, b in zip(sizes[:-1], sizes[1:])]      # n[d] x n[d-1]
+    H = [rnd(m, s) for s in sizes]                              # H[0] = X
+    dZ = [rnd(m, s) for s in sizes[1:]]
+    dW = [torch.empty_like(w) for w in W]
+    dH = [torch.empty(m, s) for s in sizes[1:-1]]               # grad of H1, H2
+    flops_per_batch = 0
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        flops_per_batch += 2 * m * a * b * 2                    # forward + grad W
+    for a, b in zip(sizes[1:-1], sizes[2:]):
+        flops_per_batch += 2 * m * a * b                        # grad input (layers 2, 3)
+
+    def one_batch():
+        for d in range(3):                  # forward: Z[d] = H[d-1] @ W[d].T
+            torch.mm(H[d], W[d].t(), out=H[d + 1])
+        for d in (2, 1, 0):                 # backward
+            torch.mm(dZ[d].t(), H[d], out=dW[d])
+            if d > 0:
+                torch.mm(dZ[d], W[d], out=dH[d - 1])
+
+    for _ in range(max(1, args.iters // 10)):   # warm-up
+        one_batch()
+    times = []
+    for _ in range(args.reps):
+        t0 = time.perf_counter()
+        for _ in range(args.iters):
+            one_batch()
+        times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    log(f"[pytorch-sgemm threads={threads}] reps: "
+        + ", ".join(f"{args.iters * m / t:.0f}" for t in times) + " samples/s")
+    return {
+        "name": "pytorch-sgemm",
+        "threads": threads,
+        "blas_threads": blas_threads,
+        "batch": m,
+        "iters": args.iters,
+        "samples_per_sec": round(args.iters * m / sec, 1),
+        "seconds": round(sec, 4),
+        "gflops": round(flops_per_batch * args.iters / sec / 1e9, 2),
+    }
+
+
+# --------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        description="PyTorch peer of libhtnn's reference benchmark "
+                    "(Fashion-MNIST 784-512-512-10 sign MLP, FTPROP-MB).")
+    ap.add_argument("--mode", choices=("train", "sgemm"), default="train")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated thread counts, one run each (default 1,2)")
+    ap.add_argument("--blas-threads", default="same",
+                    help="OpenBLAS pool size: 'same' as --threads (default), "
+                         "'auto' (OpenBLAS's own default, all CPUs) or a number")
+    ap.add_argument("--loss", choices=("soft-hinge", "sste"), default="soft-hinge")
+    ap.add_argument("--act", choices=("sign", "relu"), default="sign")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None,
+                    help="use only the first N training examples")
+    ap.add_argument("--data-dir", default=DATA_DIR)
+    ap.add_argument("--iters", type=int, default=600,
+                    help="sgemm mode: batches per repetition (default 600 = one epoch)")
+    ap.add_argument("--reps", type=int, default=5,
+                    help="sgemm mode: repetitions, the median is reported")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run all thread settings in this process "
+                         "(default: one child process each when there are several)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny CI run: --limit 2000 --epochs 1 --threads 1")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.limit, args.epochs, args.threads = 2000, 1, "1"
+        args.iters, args.reps = 20, 1
+    try:
+        args.thread_list = [int(t) for t in args.threads.split(",") if t.strip()]
+    except ValueError:
+        ap.error(f"--threads: expected comma-separated integers, got {args.threads!r}")
+    if not args.thread_list or min(args.thread_list) < 1:
+        ap.error("--threads: need at least one positive thread count")
+    if args.epochs < 1 or args.batch < 1 or args.iters < 1 or args.reps < 1:
+        ap.error("--epochs, --batch, --iters and --reps must be positive")
+    if args.blas_threads not in ("same", "auto") and (
+            not args.blas_threads.isdigit() or int(args.blas_threads) < 1):
+        ap.error("--blas-threads: expected 'same', 'auto' or a positive integer")
+    if args.limit is not None and args.limit < 1:
+        ap.error("--limit must be positive")
+    return args
+
+
+def run_children(argv, thread_list):
+    """Re-run this script once per thread setting, so that each configuration
+    gets a fresh process (clean peak RSS, no thread-pool carry-over)."""
+    base = []
+    skip = False
+    for a in argv:  # drop any --threads option, keep everything else
+        if skip:
+            skip = False
+            continue
+        if a == "--threads":
+            skip = True
+            continue
+        if a.startswith("--threads="):
+            continue
+        base.append(a)
+    status = 0
+    for n in thread_list:
+        cmd = [sys.executable, os.path.abspath(__file__), *base,
+               "--threads", str(n), "--in-process"]
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(out.stdout)
+        sys.stdout.flush()
+        if out.returncode != 0:
+            log(f"child for threads={n} failed with status {out.returncode}")
+            status = out.returncode
+    return status
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+
+    if _IMPORT_ERROR is not None:
+        what = "numpy" if getattr(_IMPORT_ERROR, "name", "") == "numpy" else "torch"
+        log(f"compare_pytorch.py: {what} is not importable ({_IMPORT_ERROR}); "
+            f"skipping the PyTorch peer (install python3-torch and run with /usr/bin/python3)")
+        emit({"name": NAME, "skipped": f"{what} not available"})
+        return 0
+
+    if len(args.thread_list) > 1 and not args.in_process:
+        return run_children(argv, args.thread_list)
+
+    log(f"torch {torch.__version__}, numpy {np.__version__}, "
+        f"cpus {os.cpu_count()}, mode {args.mode}")
+    if args.mode == "sgemm":
+        for n in args.thread_list:
+            emit(run_sgemm(args, n))
+        return 0
+
+    t0 = time.perf_counter()
+    data = load_fashion_mnist(args.data_dir, args.limit)
+    log(f"loaded Fashion-MNIST: {data[0].shape[0]} train, {data[2].shape[0]} test "
+        f"in {time.perf_counter() - t0:.2f} s")
+    for n in args.thread_list:
+        emit(run_train(args, n, data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

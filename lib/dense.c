@@ -1,0 +1,56 @@
+/* Dense layer: Z = X W^T + b.  Every matrix product is one cblas_sgemm on
+ * batch-major, row-major arrays.
+ * SPDX-License-Identifier: MIT */
+#include "dense.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "activations.h"
+
+void dense_init(htnn_layer *layer, rng *r)
+{
+    float bound = 1.0f / sqrtf((float)layer->in);
+    size_t n = layer->in * layer->out;
+    for (size_t i = 0; i < n; i++)
+        layer->w[i] = (2.0f * rng_uniform(r) - 1.0f) * bound;
+    memset(layer->b, 0, layer->out * sizeof *layer->b);
+}
+
+void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,
+                   float *h)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m,
+                (int)layer->out, (int)layer->in, 1.0f, x, (int)layer->in,
+                layer->w, (int)layer->in, 0.0f, z, (int)layer->out);
+    activation_forward(layer->activation, layer->qrelu_bits, z,
+                       layer->has_bias ? layer->b : NULL, h, m, layer->out);
+}
+
+void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
+                       size_t m)
+{
+    size_t out = layer->out;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out,
+                (int)layer->in, (int)m, 1.0f, dz, (int)out, x, (int)layer->in,
+                0.0f, layer->gw, (int)layer->in);
+    /* Row-wise accumulation keeps the inner loop contiguous (vectorised). */
+    float *gb = layer->gb;
+    memset(gb, 0, out * sizeof *gb);
+    if (!layer->has_bias)
+        return;
+    for (size_t i = 0; i < m; i++) {
+        const float *row = dz + i * out;
+        for (size_t j = 0; j < out; j++)
+            gb[j] += row[j];
+    }
+}
+
+void dense_input_grad(const htnn_layer *layer, const float *dz, size_t m,
+                      float *g)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m,
+                (int)layer->in, (int)layer->out, 1.0f, dz, (int)layer->out,
+                layer->w, (int)layer->in, 0.0f, g, (int)layer->in);
+}

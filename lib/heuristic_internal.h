@@ -1,0 +1,24 @@
+/* Internal: the heuristic handle.
+ * SPDX-License-Identifier: MIT */
+#ifndef HTNN_LIB_HEURISTIC_INTERNAL_H
+#define HTNN_LIB_HEURISTIC_INTERNAL_H
+
+#include "htnn/heuristic.h"
+
+struct htnn_heuristic {
+    htnn_heuristic_ops ops;
+    void *state;
+    char name[32];
+    /* 1 when set_targets overwrites every entry, so the trainer can skip
+     * pre-filling the arrays with the current outputs. */
+    int writes_all;
+};
+
+/* The built-in loss-driven heuristic, used when the caller passes NULL. */
+const htnn_heuristic *heuristic_builtin_loss(void);
+
+/* Runs h->ops.set_targets and maps a foreign status to HTNN_ECALLBACK. */
+htnn_status heuristic_run(const htnn_heuristic *h, const htnn_layer_view *view,
+                          float *targets, float *weights);
+
+#endif

@@ -1,0 +1,80 @@
+/* Internal: the net, its layers and the per-batch scratch arena.
+ * Only net.c, dense.c, train.c, predict.c and targets.c see these structs.
+ * SPDX-License-Identifier: MIT */
+#ifndef HTNN_LIB_NET_INTERNAL_H
+#define HTNN_LIB_NET_INTERNAL_H
+
+#include "htnn/heuristic.h"
+#include "htnn/net.h"
+#include "rng.h"
+
+struct htnn_layer {
+    htnn_net *net;     /* owning net */
+    size_t index;      /* position in the net */
+    int kind;          /* htnn_layer_kind */
+    size_t in, out;    /* widths n[d-1], n[d] */
+    int activation, qrelu_bits, loss, weight_targets, has_bias;
+    float *w;          /* out x in, row-major */
+    float *b;          /* out (zeros when has_bias == 0) */
+    float *gw, *gb;    /* gradients of the last batch, same shapes */
+};
+
+/* Per-layer batch buffers, each rows x out of the layer, carved from one
+ * allocation sized once for `rows` examples. */
+typedef struct layer_scratch {
+    float *z;   /* pre-activations Z[d] */
+    float *h;   /* outputs H[d] */
+    float *dz;  /* dL/dZ[d] */
+    float *t;   /* targets T[d] (+1 / -1 / 0) */
+    float *tw;  /* target weights as the heuristic set them */
+} layer_scratch;
+
+struct htnn_targets {
+    const htnn_net *net;
+    size_t batch;      /* examples of the last trained batch, 0 before */
+};
+
+struct htnn_net {
+    size_t input_width;
+    htnn_net_options opts;
+    htnn_layer **layers;
+    size_t n_layers, cap_layers;
+    rng rng;
+    uint64_t layout_id;      /* changes whenever the parameter layout does */
+
+    /* scratch arena, sized for `rows` examples */
+    size_t rows;
+    float *arena;
+    layer_scratch *scratch;  /* n_layers entries */
+    float *grad_input;       /* G: rows x max input width */
+    htnn_targets targets;
+};
+
+/* Makes the scratch arena hold at least `rows` examples; allocates only
+ * when it grows (fit sizes it once before the first batch). */
+htnn_status net_reserve(htnn_net *net, size_t rows);
+
+/* Applies the net's thread setting to the BLAS library. */
+void net_apply_threads(const htnn_net *net);
+
+/* Forward pass of `m` <= net->rows examples through every layer; the
+ * outputs stay in the scratch arena. */
+void net_forward(htnn_net *net, const float *x, size_t m);
+
+/* 1 if every value is finite. */
+int all_finite(const float *v, size_t n);
+
+/* Checks x (count x input width) for NaN/Inf and, when not NULL, labels
+ * for range, before training, evaluation or prediction. */
+htnn_status net_check_batch(const htnn_net *net, const float *x,
+                            const int32_t *labels, size_t count);
+
+/* Output layer scoring: fills the output layer's dz (when dz_wanted), t and
+ * tw for a batch, and returns the summed loss and correct count. */
+double output_score(htnn_net *net, const int32_t *labels, size_t m,
+                    int dz_wanted, size_t *correct);
+
+/* Predicted class of one row of logits. */
+int32_t output_class(const htnn_net *net, const float *logits);
+
+#endif

@@ -1,0 +1,214 @@
+/* SGD (momentum, Nesterov) and Adam with L2 weight decay and a per-epoch
+ * learning-rate schedule.  Each update streams a layer's parameter,
+ * gradient and state arrays once.
+ * SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "optimizer_internal.h"
+#include "options.h"
+
+struct htnn_optimizer {
+    htnn_optimizer_options o;
+    float lr;                 /* learning rate of the current epoch */
+    uint64_t steps;
+    const htnn_net *net;      /* net the state belongs to */
+    uint64_t layout_id;
+    float *state;             /* one allocation for every layer */
+    float **layer_state;      /* per layer: [m_w | m_b | v_w | v_b] */
+    size_t n_layers;
+};
+
+static htnn_status check_options(const htnn_optimizer_options *o)
+{
+    int ok = (o->kind == HTNN_OPT_SGD || o->kind == HTNN_OPT_ADAM) &&
+             o->learning_rate > 0.0f && isfinite(o->learning_rate) &&
+             o->momentum >= 0.0f && o->momentum < 1.0f &&
+             (o->nesterov == 0 || (o->nesterov == 1 && o->momentum > 0.0f)) &&
+             o->beta1 >= 0.0f && o->beta1 < 1.0f && o->beta2 >= 0.0f && o->beta2 < 1.0f &&
+             o->epsilon > 0.0f && o->weight_decay >= 0.0f && isfinite(o->weight_decay) &&
+             o->schedule >= HTNN_SCHEDULE_CONSTANT && o->schedule <= HTNN_SCHEDULE_COSINE &&
+             o->step_epochs >= 1 && o->step_gamma > 0.0f && o->step_gamma <= 1.0f &&
+             o->min_learning_rate >= 0.0f && o->min_learning_rate <= o->learning_rate;
+    if (!ok)
+        return error_set(HTNN_EINVAL,
+                         "optimizer options out of range (kind %d, lr %g, momentum %g, "
+                         "nesterov %d, betas %g/%g, eps %g, decay %g, schedule %d, "
+                         "step %zu x %g, min lr %g)",
+                         o->kind, (double)o->learning_rate, (double)o->momentum, o->nesterov,
+                         (double)o->beta1, (double)o->beta2, (double)o->epsilon,
+                         (double)o->weight_decay, o->schedule, o->step_epochs,
+                         (double)o->step_gamma, (double)o->min_learning_rate);
+    return HTNN_OK;
+}
+
+htnn_status htnn_optimizer_create(const htnn_optimizer_options *opts, htnn_optimizer **out)
+{
+    htnn_optimizer_options o = HTNN_OPTIMIZER_OPTIONS_INIT;
+    htnn_status st;
+    if (out == NULL)
+        return error_set(HTNN_EINVAL, "htnn_optimizer_create: out is NULL");
+    if ((st = options_read(&o, sizeof o, opts, "optimizer options")) != HTNN_OK ||
+        (st = check_options(&o)) != HTNN_OK)
+        return st;
+    htnn_optimizer *opt = calloc(1, sizeof *opt);
+    if (opt == NULL)
+        return error_set(HTNN_ENOMEM, "htnn_optimizer_create: out of memory");
+    opt->o = o;
+    opt->lr = o.learning_rate;
+    *out = opt;
+    return HTNN_OK;
+}
+
+static void state_free(htnn_optimizer *opt)
+{
+    free(opt->state);
+    free(opt->layer_state);
+    opt->state = NULL;
+    opt->layer_state = NULL;
+    opt->net = NULL;
+    opt->n_layers = 0;
+}
+
+void htnn_optimizer_free(htnn_optimizer *opt)
+{
+    if (opt == NULL)
+        return;
+    state_free(opt);
+    free(opt);
+}
+
+htnn_status htnn_optimizer_reset(htnn_optimizer *opt)
+{
+    if (opt == NULL)
+        return error_set(HTNN_EINVAL, "htnn_optimizer_reset: optimizer is NULL");
+    state_free(opt);
+    opt->steps = 0;
+    return HTNN_OK;
+}
+
+static float scheduled_rate(const htnn_optimizer_options *o, size_t epoch, size_t total)
+{
+    const double pi = 3.14159265358979323846;
+    switch (o->schedule) {
+    case HTNN_SCHEDULE_STEP:
+        return o->learning_rate * powf(o->step_gamma, (float)(epoch / o->step_epochs));
+    case HTNN_SCHEDULE_COSINE: {
+        size_t len = o->cosine_epochs ? o->cosine_epochs : total;
+        double frac = len ? (double)(epoch < len ? epoch : len) / (double)len : 0.0;
+        return (float)(o->min_learning_rate + (o->learning_rate - o->min_learning_rate) *
+                                                  0.5 * (1.0 + cos(pi * frac)));
+    }
+    default: return o->learning_rate;
+    }
+}
+
+htnn_status htnn_optimizer_set_epoch(htnn_optimizer *opt, size_t epoch, size_t total_epochs)
+{
+    if (opt == NULL)
+        return error_set(HTNN_EINVAL, "htnn_optimizer_set_epoch: optimizer is NULL");
+    opt->lr = scheduled_rate(&opt->o, epoch, total_epochs);
+    return HTNN_OK;
+}
+
+float htnn_optimizer_learning_rate(const htnn_optimizer *opt) { return opt ? opt->lr : -1.0f; }
+
+uint64_t htnn_optimizer_steps(const htnn_optimizer *opt) { return opt ? opt->steps : 0; }
+
+/* SGD without momentum needs no state; everything else keeps two slots
+ * (momentum; or Adam's first and second moments) per parameter. */
+static size_t slots_per_param(const htnn_optimizer_options *o)
+{
+    if (o->kind == HTNN_OPT_ADAM)
+        return 2;
+    return o->momentum > 0.0f ? 1 : 0;
+}
+
+htnn_status optimizer_bind(htnn_optimizer *opt, const htnn_net *net)
+{
+    if (opt->net == net && opt->layout_id == net->layout_id && opt->layer_state)
+        return HTNN_OK;
+    size_t slots = slots_per_param(&opt->o), total = 0;
+    for (size_t i = 0; i < net->n_layers; i++)
+        total += slots * net->layers[i]->out * (net->layers[i]->in + 1);
+    float *state = calloc(total ? total : 1, sizeof *state);
+    float **layer_state = malloc(net->n_layers * sizeof *layer_state);
+    if (state == NULL || layer_state == NULL) {
+        free(state);
+        free(layer_state);
+        return error_set(HTNN_ENOMEM, "optimizer: out of memory for %zu state values", total);
+    }
+    state_free(opt);
+    float *p = state;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        layer_state[i] = p;
+        p += slots * net->layers[i]->out * (net->layers[i]->in + 1);
+    }
+    opt->state = state;
+    opt->layer_state = layer_state;
+    opt->n_layers = net->n_layers;
+    opt->net = net;
+    opt->layout_id = net->layout_id;
+    opt->steps = 0;
+    return HTNN_OK;
+}
+
+void optimizer_begin_step(htnn_optimizer *opt) { opt->steps++; }
+
+static void sgd_plain(float *w, const float *g, size_t n, float lr, float decay)
+{
+    for (size_t i = 0; i < n; i++)
+        w[i] -= lr * (g[i] + decay * w[i]);
+}
+
+static void sgd_momentum(float *w, const float *g, float *buf, size_t n, float lr, float mu,
+                         int nesterov, float decay)
+{
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + decay * w[i];
+        float b = mu * buf[i] + gi;
+        buf[i] = b;
+        w[i] -= lr * (nesterov ? gi + mu * b : b);
+    }
+}
+
+/* PyTorch's formulation: w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps). */
+static void adam(float *w, const float *g, float *m, float *v, size_t n,
+                 const htnn_optimizer *opt, float decay)
+{
+    float b1 = opt->o.beta1, b2 = opt->o.beta2;
+    double t = (double)opt->steps;
+    float step = (float)(opt->lr / (1.0 - pow(b1, t)));
+    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(b2, t)));
+    float eps = opt->o.epsilon;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + decay * w[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+    }
+}
+
+static void update_array(htnn_optimizer *opt, float *w, const float *g, float *state,
+                         size_t n, size_t stride, float decay)
+{
+    if (opt->o.kind == HTNN_OPT_ADAM)
+        adam(w, g, state, state + stride, n, opt, decay);
+    else if (opt->o.momentum > 0.0f)
+        sgd_momentum(w, g, state, n, opt->lr, opt->o.momentum, opt->o.nesterov, decay);
+    else
+        sgd_plain(w, g, n, opt->lr, decay);
+}
+
+void optimizer_update_layer(htnn_optimizer *opt, htnn_layer *layer)
+{
+    size_t nw = layer->in * layer->out, nb = layer->out, total = nw + nb;
+    float *state = opt->layer_state[layer->index];
+    update_array(opt, layer->w, layer->gw, state, nw, total, opt->o.weight_decay);
+    if (layer->has_bias)
+        update_array(opt, layer->b, layer->gb, state + nw, nb, total, 0.0f);
+}

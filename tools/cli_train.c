@@ -1,0 +1,596 @@
+/*
+ * htnn - the libhtnn command-line program.
+ * SPDX-License-Identifier: MIT
+ *
+ * cli_train.c - `htnn train`: options, building the net, htnn_net_fit with
+ * a progress display, SIGINT handling, saving and the final report.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_HIDDEN 64
+#define MAX_UNITS (1 << 24)
+
+static const char train_help[] =
+    "Usage: htnn train DATA [MODEL] [TRAINING] --out FILE\n"
+    "\n"
+    "Trains a hard-threshold net with FTPROP-MB and saves it to FILE.\n"
+    "\n"
+    "Data:\n"
+    "  --fashion-mnist          Fashion-MNIST: train on train, test on t10k\n"
+    "                           (directory: $HTNN_FASHION_MNIST_DIR or\n"
+    "                           /usr/share/datasets/fashion-mnist)\n"
+    "  --train-images F --train-labels F   IDX training data (bytes / 255)\n"
+    "  --test-images F --test-labels F     IDX test data\n"
+    "  --train-csv F [--test-csv F]        CSV data, one example per line\n"
+    "  --label-column N|last|none          label column of CSV (default 0)\n"
+    "  --csv-header yes|no|auto            CSV header line (default auto)\n"
+    "  --delimiter C            CSV field separator (default ',', or 'tab')\n"
+    "  --scale                  scale each CSV column to [0, 1] (per file)\n"
+    "  --limit N                use the first N training examples\n"
+    "  --test-limit N           use the first N test examples\n"
+    "  --val-split N            hold out the last N training examples for\n"
+    "                           validation, reported every epoch\n"
+    "\n"
+    "Model:\n"
+    "  --layers W1,W2,...       hidden layer widths (default 512,512; 'none')\n"
+    "  --act NAME               hidden activation: sign (default), step,\n"
+    "                           qrelu, relu, identity\n"
+    "  --qrelu-bits N           bits of qrelu, 1..8 (default 2)\n"
+    "  --loss NAME              per-layer loss: soft-hinge (default),\n"
+    "                           saturated-hinge, hinge, perceptron, linear\n"
+    "  --sste                   same as --loss saturated-hinge\n"
+    "  --no-weighting           count every target 1 instead of its weight\n"
+    "  --output softmax|hard    output scoring (default softmax); hard: sign\n"
+    "                           output units trained with the per-layer loss\n"
+    "\n"
+    "Training:\n"
+    "  --optimizer adam|sgd     (default adam)\n"
+    "  --lr X                   learning rate (default 1e-3)\n"
+    "  --momentum X             SGD momentum in [0, 1)\n"
+    "  --nesterov               SGD Nesterov momentum\n"
+    "  --weight-decay X         L2 weight decay (default 0)\n"
+    "  --schedule constant|step|cosine   learning-rate schedule per epoch\n"
+    "  --step-epochs N          step schedule: epochs per decay (default 1)\n"
+    "  --gamma X                step schedule: decay factor (default 0.1)\n"
+    "  --min-lr X               cosine schedule: final learning rate\n"
+    "  --epochs N               (default 10)\n"
+    "  --batch N                mini-batch size (default 100)\n"
+    "  --seed N                 RNG seed for weights and shuffling (default 1)\n"
+    "  --threads N              BLAS/kernel threads (default 1; 0 = BLAS's)\n"
+    "  --no-shuffle             keep the data order in every epoch\n"
+    "\n"
+    "Output:\n"
+    "  --out FILE               where to save the model (required)\n"
+    "  --json                   print a JSON summary line on stdout\n"
+    "  --quiet                  no progress output\n"
+    "\n"
+    "Ctrl-C stops training after the current batch and still saves the "
+    "model\n(exit status 130).\n";
+
+typedef struct model_opts {
+    size_t hidden[MAX_HIDDEN];
+    size_t hidden_count;
+    int activation;
+    int qrelu_bits;
+    int loss;
+    int weight_targets;
+    int output;
+} model_opts;
+
+typedef struct train_opts {
+    cli_data_opts data;
+    model_opts model;
+    htnn_optimizer_options optim;
+    int momentum_given;
+    size_t epochs;
+    size_t batch;
+    size_t val_split;
+    uint64_t seed;
+    int threads;
+    int shuffle;
+    int json;
+    int quiet;
+    const char *out;
+} train_opts;
+
+typedef struct train_data {
+    htnn_data *train;
+    htnn_data *val;
+    htnn_data *test;
+    size_t classes;
+} train_data;
+
+/* ---- options ----------------------------------------------------------- */
+
+static void train_opts_init(train_opts *o)
+{
+    const htnn_optimizer_options optim = HTNN_OPTIMIZER_OPTIONS_INIT;
+    memset(o, 0, sizeof *o);
+    cli_data_opts_init(&o->data, CLI_DATA_TRAIN);
+    o->model.hidden[0] = 512;
+    o->model.hidden[1] = 512;
+    o->model.hidden_count = 2;
+    o->model.activation = HTNN_ACT_SIGN;
+    o->model.qrelu_bits = 2;
+    o->model.loss = HTNN_LOSS_SOFT_HINGE;
+    o->model.weight_targets = 1;
+    o->model.output = HTNN_OUTPUT_SOFTMAX;
+    o->optim = optim;
+    o->epochs = 10;
+    o->batch = 100;
+    o->seed = 1;
+    o->threads = 1;
+    o->shuffle = 1;
+}
+
+/* --layers 512,512 | none */
+static int layers_value(cli_parser *p, model_opts *m)
+{
+    const char *text, *s;
+    int rc = cli_value(p, &text);
+    if (rc != CLI_OK)
+        return rc;
+    m->hidden_count = 0;
+    if (strcmp(text, "none") == 0)
+        return CLI_OK;
+    for (s = text;; s++) {
+        char piece[16];
+        size_t len = strcspn(s, ",");
+        int units = 0;
+        if (len == 0 || len >= sizeof piece || m->hidden_count == MAX_HIDDEN)
+            return cli_bad_value(p, "comma-separated widths such as 512,512");
+        memcpy(piece, s, len);
+        piece[len] = '\0';
+        if (piece[0] < '0' || piece[0] > '9' ||
+            !cli_parse_int(piece, 1, MAX_UNITS, &units))
+            return cli_bad_value(p, "comma-separated widths such as 512,512");
+        m->hidden[m->hidden_count++] = (size_t)units;
+        s += len;
+        if (*s == '\0')
+            return CLI_OK;
+    }
+}
+
+static int model_option(cli_parser *p, model_opts *m)
+{
+    if (cli_is(p, "--layers"))
+        return layers_value(p, m);
+    if (cli_is(p, "--act"))
+        return cli_choice_value(p, cli_activations, &m->activation);
+    if (cli_is(p, "--qrelu-bits"))
+        return cli_int_value(p, 1, 8, &m->qrelu_bits);
+    if (cli_is(p, "--loss"))
+        return cli_choice_value(p, cli_losses, &m->loss);
+    if (cli_is(p, "--sste")) {
+        m->loss = HTNN_LOSS_SATURATED_HINGE;
+        return cli_flag(p);
+    }
+    if (cli_is(p, "--no-weighting")) {
+        m->weight_targets = 0;
+        return cli_flag(p);
+    }
+    if (cli_is(p, "--output"))
+        return cli_choice_value(p, cli_outputs, &m->output);
+    return CLI_NOT_MINE;
+}
+
+/* Parses a number option into a float, checking lo <= v <= hi (open ends
+ * when the matching flag is set). */
+static int float_value(cli_parser *p, double lo, int lo_open, double hi,
+                       int hi_open, const char *what, float *out)
+{
+    double v = 0.0;
+    int rc = cli_double_value(p, &v);
+    if (rc != CLI_OK)
+        return rc;
+    if (v < lo || (lo_open && v == lo) || v > hi || (hi_open && v == hi))
+        return cli_bad_value(p, what);
+    *out = (float)v;
+    return CLI_OK;
+}
+
+static int optimizer_option(cli_parser *p, train_opts *o)
+{
+    static const cli_choice kinds[] = {
+        {"adam", HTNN_OPT_ADAM}, {"sgd", HTNN_OPT_SGD}, {NULL, 0}};
+    static const cli_choice schedules[] = {
+        {"constant", HTNN_SCHEDULE_CONSTANT}, {"step", HTNN_SCHEDULE_STEP},
+        {"cosine", HTNN_SCHEDULE_COSINE}, {NULL, 0}};
+    htnn_optimizer_options *q = &o->optim;
+    if (cli_is(p, "--optimizer"))
+        return cli_choice_value(p, kinds, &q->kind);
+    if (cli_is(p, "--lr"))
+        return float_value(p, 0, 1, 1e3, 0, "a number in (0, 1000]",
+                           &q->learning_rate);
+    if (cli_is(p, "--momentum")) {
+        o->momentum_given = 1;
+        return float_value(p, 0, 0, 1, 1, "a number in [0, 1)", &q->momentum);
+    }
+    if (cli_is(p, "--nesterov")) {
+        q->nesterov = 1;
+        return cli_flag(p);
+    }
+    if (cli_is(p, "--weight-decay"))
+        return float_value(p, 0, 0, 1e3, 0, "a number in [0, 1000]",
+                           &q->weight_decay);
+    if (cli_is(p, "--schedule"))
+        return cli_choice_value(p, schedules, &q->schedule);
+    if (cli_is(p, "--step-epochs"))
+        return cli_size_value(p, 1, 1000000, &q->step_epochs);
+    if (cli_is(p, "--gamma"))
+        return float_value(p, 0, 1, 1, 0, "a number in (0, 1]",
+                           &q->step_gamma);
+    if (cli_is(p, "--min-lr"))
+        return float_value(p, 0, 0, 1e3, 0, "a number in [0, 1000]",
+                           &q->min_learning_rate);
+    return CLI_NOT_MINE;
+}
+
+static int flag_into(cli_parser *p, int *dst, int value)
+{
+    *dst = value;
+    return cli_flag(p);
+}
+
+static int run_option(cli_parser *p, train_opts *o)
+{
+    if (cli_is(p, "--epochs"))
+        return cli_size_value(p, 1, 1000000, &o->epochs);
+    if (cli_is(p, "--batch"))
+        return cli_size_value(p, 1, 10000000, &o->batch);
+    if (cli_is(p, "--val-split"))
+        return cli_size_value(p, 1, SIZE_MAX, &o->val_split);
+    if (cli_is(p, "--seed"))
+        return cli_u64_value(p, &o->seed);
+    if (cli_is(p, "--threads"))
+        return cli_int_value(p, 0, 1024, &o->threads);
+    if (cli_is(p, "--no-shuffle"))
+        return flag_into(p, &o->shuffle, 0);
+    if (cli_is(p, "--json"))
+        return flag_into(p, &o->json, 1);
+    if (cli_is(p, "--quiet"))
+        return flag_into(p, &o->quiet, 1);
+    if (cli_is(p, "--out"))
+        return cli_value(p, &o->out);
+    return CLI_NOT_MINE;
+}
+
+static int check_train_opts(const train_opts *o)
+{
+    int rc = cli_data_check(&o->data, "train");
+    if (rc != CLI_OK)
+        return rc;
+    if (o->out == NULL)
+        return cli_usage_error("train", "train: --out FILE is required");
+    if (o->optim.kind != HTNN_OPT_SGD && (o->momentum_given || o->optim.nesterov))
+        return cli_usage_error("train", "train: --momentum and --nesterov "
+                               "need --optimizer sgd");
+    if (o->optim.nesterov && o->optim.momentum <= 0.0f)
+        return cli_usage_error("train", "train: --nesterov needs "
+                               "--momentum > 0");
+    return CLI_OK;
+}
+
+static int parse_train(int argc, char **argv, train_opts *o)
+{
+    cli_parser p;
+    cli_parser_init(&p, "train", argc, argv, 1);
+    while (cli_parser_next(&p)) {
+        int rc;
+        if (p.positional != NULL)
+            return cli_extra_operand(&p);
+        if (cli_is_help(&p)) {
+            fputs(train_help, stdout);
+            return CLI_HELP;
+        }
+        rc = cli_data_option(&p, &o->data);
+        if (rc == CLI_NOT_MINE)
+            rc = model_option(&p, &o->model);
+        if (rc == CLI_NOT_MINE)
+            rc = optimizer_option(&p, o);
+        if (rc == CLI_NOT_MINE)
+            rc = run_option(&p, o);
+        if (rc == CLI_NOT_MINE)
+            return cli_unknown(&p);
+        if (rc != CLI_OK)
+            return rc;
+    }
+    return check_train_opts(o);
+}
+
+/* ---- data -------------------------------------------------------------- */
+
+static void train_data_free(train_data *td)
+{
+    htnn_data_free(td->train);
+    htnn_data_free(td->val);
+    htnn_data_free(td->test);
+    memset(td, 0, sizeof *td);
+}
+
+/* Moves the last n examples of td->train into td->val. */
+static int split_validation(train_data *td, size_t n)
+{
+    size_t count = htnn_data_count(td->train);
+    htnn_data *head = NULL;
+    htnn_status st;
+    if (n >= count) {
+        cli_error("--val-split %zu leaves no training data (%zu examples)", n,
+                  count);
+        return CLI_FAIL;
+    }
+    st = htnn_data_subset(td->train, count - n, n, &td->val);
+    if (st == HTNN_OK)
+        st = htnn_data_subset(td->train, 0, count - n, &head);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "cannot split off validation data");
+    htnn_data_free(td->train);
+    td->train = head;
+    return CLI_OK;
+}
+
+static int check_test_data(const train_opts *o, train_data *td)
+{
+    const char *name = cli_data_name(&o->data, 1);
+    size_t width = htnn_data_width(td->test);
+    size_t classes = htnn_data_class_count(td->test);
+    if (width != htnn_data_width(td->train)) {
+        cli_error("width mismatch: test data '%s' has %zu features per "
+                  "example but training data '%s' has %zu", name, width,
+                  cli_data_name(&o->data, 0), htnn_data_width(td->train));
+        return CLI_FAIL;
+    }
+    if (classes == 0) {
+        cli_error("test data '%s' has no labels", name);
+        return CLI_FAIL;
+    }
+    if (classes > td->classes)
+        td->classes = classes;
+    return CLI_OK;
+}
+
+static void report_data(const train_opts *o, const train_data *td,
+                        double seconds)
+{
+    if (o->quiet)
+        return;
+    fprintf(stderr, "train: %zu examples, %zu features, %zu classes (%s)\n",
+            htnn_data_count(td->train), htnn_data_width(td->train),
+            td->classes, cli_data_name(&o->data, 0));
+    if (td->val != NULL)
+        fprintf(stderr, "validation: %zu examples (last of the training "
+                "data)\n", htnn_data_count(td->val));
+    if (td->test != NULL)
+        fprintf(stderr, "test: %zu examples (%s)\n",
+                htnn_data_count(td->test), cli_data_name(&o->data, 1));
+    fprintf(stderr, "loaded in %.2f s\n", seconds);
+}
+
+static int load_train_data(const train_opts *o, train_data *td)
+{
+    double start = cli_now();
+    int rc = cli_data_load(&o->data, &td->train);
+    if (rc != CLI_OK)
+        return rc;
+    td->classes = htnn_data_class_count(td->train);
+    if (td->classes == 0) {
+        cli_error("training data '%s' has no labels", cli_data_name(&o->data, 0));
+        return CLI_FAIL;
+    }
+    if (o->val_split > 0 && (rc = split_validation(td, o->val_split)) != CLI_OK)
+        return rc;
+    rc = cli_data_load_test(&o->data, &td->test);
+    if (rc == CLI_OK && td->test != NULL)
+        rc = check_test_data(o, td);
+    if (rc == CLI_OK)
+        report_data(o, td, cli_now() - start);
+    return rc;
+}
+
+/* ---- the net ----------------------------------------------------------- */
+
+static int add_layer(htnn_net *net, size_t units, int activation,
+                     const model_opts *m)
+{
+    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
+    htnn_status st;
+    d.units = units;
+    d.activation = activation;
+    d.qrelu_bits = m->qrelu_bits;
+    d.loss = m->loss;
+    d.weight_targets = m->weight_targets;
+    st = htnn_net_add_dense(net, &d, NULL);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "cannot add a dense layer of %zu units",
+                             units);
+    return CLI_OK;
+}
+
+static int build_net(const train_opts *o, size_t width, size_t classes,
+                     htnn_net **out)
+{
+    const model_opts *m = &o->model;
+    htnn_net_options no = HTNN_NET_OPTIONS_INIT;
+    htnn_net *net = NULL;
+    int hard = m->output == HTNN_OUTPUT_HARD_THRESHOLD;
+    size_t out_units = classes < 2 ? 2 : classes;
+    size_t i;
+    int rc = CLI_OK;
+    htnn_status st;
+    no.seed = o->seed;
+    no.output = m->output;
+    no.threads = o->threads;
+    st = htnn_net_create(width, &no, &net);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "cannot create the net");
+    if (hard && out_units == 2)
+        out_units = 1; /* one sign unit: labels 0/1 as -1/+1 */
+    for (i = 0; i < m->hidden_count && rc == CLI_OK; i++)
+        rc = add_layer(net, m->hidden[i], m->activation, m);
+    if (rc == CLI_OK)
+        rc = add_layer(net, out_units, hard ? HTNN_ACT_SIGN : HTNN_ACT_IDENTITY,
+                       m);
+    if (rc != CLI_OK) {
+        htnn_net_free(net);
+        return rc;
+    }
+    *out = net;
+    return CLI_OK;
+}
+
+/* ---- training ---------------------------------------------------------- */
+
+static int make_optimizer(const train_opts *o, htnn_optimizer **out)
+{
+    htnn_status st = htnn_optimizer_create(&o->optim, out);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "cannot create the optimizer");
+    return CLI_OK;
+}
+
+static int run_fit(const train_opts *o, htnn_net *net, train_data *td,
+                   cli_progress *ps, htnn_fit_result *res)
+{
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    htnn_optimizer *opt = NULL;
+    htnn_status st;
+    int rc = make_optimizer(o, &opt);
+    if (rc != CLI_OK)
+        return rc;
+    fo.epochs = o->epochs;
+    fo.batch_size = o->batch;
+    fo.shuffle = o->shuffle;
+    fo.progress = cli_progress_callback;
+    fo.progress_user = ps;
+    if (td->val != NULL) {
+        fo.val_x = htnn_data_features(td->val);
+        fo.val_labels = htnn_data_labels(td->val);
+        fo.val_count = htnn_data_count(td->val);
+    }
+    cli_progress_start(ps);
+    st = htnn_net_fit(net, opt, NULL, htnn_data_features(td->train),
+                      htnn_data_labels(td->train),
+                      htnn_data_count(td->train), &fo, res);
+    cli_progress_finish(ps);
+    htnn_optimizer_free(opt);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "training failed");
+    return CLI_OK;
+}
+
+/* ---- report ------------------------------------------------------------ */
+
+typedef struct train_summary {
+    double test_loss;
+    double test_accuracy;
+    size_t test_count;
+} train_summary;
+
+static void print_json(const train_opts *o, const train_data *td,
+                       const cli_progress *ps, const htnn_fit_result *res,
+                       const train_summary *sum)
+{
+    FILE *f = stdout;
+    fprintf(f, "{\"command\":\"train\",\"epochs\":%zu,\"epochs_run\":%zu,"
+            "\"batch\":%zu,\"threads\":%d,\"train_samples\":%zu,"
+            "\"classes\":%zu,\"seconds\":", o->epochs, res->epochs_run,
+            o->batch, o->threads, htnn_data_count(td->train), td->classes);
+    cli_json_number(f, ps->train_seconds);
+    fputs(",\"samples_per_sec\":", f);
+    cli_json_number(f, cli_progress_rate(ps));
+    fputs(",\"train_loss\":", f);
+    cli_json_number(f, res->loss);
+    fputs(",\"train_accuracy\":", f);
+    cli_json_number(f, res->accuracy);
+    fputs(",\"val_accuracy\":", f);
+    cli_json_number(f, td->val != NULL ? res->val_accuracy : NAN);
+    fprintf(f, ",\"test_samples\":%zu,\"test_accuracy\":", sum->test_count);
+    cli_json_number(f, sum->test_accuracy);
+    fputs(",\"test_loss\":", f);
+    cli_json_number(f, sum->test_loss);
+    fprintf(f, ",\"interrupted\":%s,\"model\":", res->stopped ? "true"
+                                                               : "false");
+    cli_json_string(f, o->out);
+    fputs("}\n", f);
+}
+
+static void print_summary(const train_opts *o, const cli_progress *ps,
+                          const htnn_fit_result *res,
+                          const train_summary *sum)
+{
+    FILE *f = o->json ? stderr : stdout;
+    if (o->json && o->quiet)
+        return;
+    if (res->stopped)
+        fprintf(f, "interrupted in epoch %zu/%zu after batch %zu/%zu\n",
+                ps->last_epoch + 1, o->epochs, ps->last_batch + 1,
+                ps->last_batches);
+    fprintf(f, "trained %zu samples in %.2f s: %.0f samples/s\n",
+            ps->samples_done, ps->train_seconds,
+            cli_progress_rate(ps));
+    if (res->batches_run > 0)
+        fprintf(f, "train accuracy: %.2f%% (during the last epoch)\n",
+                100.0 * res->accuracy);
+    if (sum->test_count > 0)
+        fprintf(f, "test accuracy: %.2f%% (%zu examples), loss %.4f\n",
+                100.0 * sum->test_accuracy, sum->test_count, sum->test_loss);
+    fprintf(f, "model saved to %s\n", o->out);
+}
+
+static int save_and_report(const train_opts *o, htnn_net *net,
+                           train_data *td, const cli_progress *ps,
+                           const htnn_fit_result *res)
+{
+    train_summary sum = {NAN, NAN, 0};
+    htnn_status st = htnn_net_save(net, o->out);
+    int rc;
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "cannot save the model to '%s'", o->out);
+    if (td->test != NULL) {
+        rc = cli_evaluate(net, td->test, &sum.test_loss, &sum.test_accuracy);
+        if (rc != CLI_OK)
+            return rc;
+        sum.test_count = htnn_data_count(td->test);
+    }
+    print_summary(o, ps, res, &sum);
+    if (o->json)
+        print_json(o, td, ps, res, &sum);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("cannot write to standard output");
+        return CLI_FAIL;
+    }
+    return res->stopped ? CLI_INTERRUPTED : CLI_OK;
+}
+
+int cli_train(int argc, char **argv)
+{
+    train_opts o;
+    train_data td;
+    cli_progress ps;
+    htnn_fit_result res;
+    htnn_net *net = NULL;
+    int rc;
+    train_opts_init(&o);
+    memset(&td, 0, sizeof td);
+    rc = parse_train(argc, argv, &o);
+    if (rc != CLI_OK)
+        return rc == CLI_HELP ? CLI_OK : rc;
+    rc = load_train_data(&o, &td);
+    if (rc == CLI_OK)
+        rc = build_net(&o, htnn_data_width(td.train), td.classes, &net);
+    if (rc == CLI_OK) {
+        memset(&res, 0, sizeof res);
+        res.struct_size = sizeof res;
+        cli_progress_init(&ps, o.quiet, td.val != NULL, o.batch,
+                          htnn_data_count(td.train));
+        rc = run_fit(&o, net, &td, &ps, &res);
+    }
+    if (rc == CLI_OK)
+        rc = save_and_report(&o, net, &td, &ps, &res);
+    htnn_net_free(net);
+    train_data_free(&td);
+    return rc;
+}
