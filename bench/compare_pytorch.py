@@ -29,9 +29,9 @@ Modes
   --mode train (default)
       Trains once per --threads setting (torch.set_num_threads(n)) and prints
       ONE JSON line per setting on stdout:
-        {"name": "pytorch-mlp", "act", "loss", "threads", "batch", "epochs",
-         "train_samples", "samples_per_sec", "seconds", "test_accuracy",
-         "peak_rss_mb", "epoch_test_accuracy": [...], "seed"}
+        {"name": "pytorch-mlp", "act", "loss", "threads", "blas_threads",
+         "batch", "epochs", "train_samples", "samples_per_sec", "seconds",
+         "test_accuracy", "peak_rss_mb", "epoch_test_accuracy": [...], "seed"}
       samples_per_sec = epochs * train_samples / seconds, where seconds is the
       training time only (shuffling, batch gathering, forward, backward, Adam);
       data loading and the per-epoch test evaluation are excluded, and one
@@ -46,8 +46,19 @@ Modes
       gradients dZ.T @ H_prev and the two input gradients dZ @ W (layers 2, 3),
       into preallocated outputs, timed over many batches (median of --reps
       repetitions of --iters batches).  One JSON line per thread setting:
-        {"name": "pytorch-sgemm", "threads", "batch", "iters",
+        {"name": "pytorch-sgemm", "threads", "blas_threads", "batch", "iters",
          "samples_per_sec", "seconds", "gflops"}
+  BLAS threads
+      Debian's torch does its matrix products in the system OpenBLAS (pthread
+      build), whose thread pool is NOT sized by torch.set_num_threads: by
+      default it uses every CPU even at --threads 1.  --blas-threads auto (the
+      default, which is how BENCH.md's orientation numbers were taken) leaves
+      it so; --blas-threads same pins it to --threads (a strict n-thread run);
+      an integer pins it to that.  "blas_threads" in the JSON says what was in
+      effect.  On 2 CPUs, --threads 2 with a 2-thread OpenBLAS oversubscribes
+      (torch's spinning OpenMP workers fight OpenBLAS's) and is much slower.
+      Results are bit-reproducible for a fixed seed and BLAS thread count;
+      changing the BLAS thread count changes rounding, hence the trajectory.
   --smoke
       Tiny run for CI (train: --limit 2000 --epochs 1 --threads 1; sgemm:
       few iterations, threads 1).  Never assert on its timings.
@@ -400,9 +411,9 @@ def parse_args(argv):
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--threads", default="1,2",
                     help="comma-separated thread counts, one run each (default 1,2)")
-    ap.add_argument("--blas-threads", default="same",
-                    help="OpenBLAS pool size: 'same' as --threads (default), "
-                         "'auto' (OpenBLAS's own default, all CPUs) or a number")
+    ap.add_argument("--blas-threads", default="auto",
+                    help="OpenBLAS pool size: 'auto' (OpenBLAS's own default, all "
+                         "CPUs; the default), 'same' as --threads, or a number")
     ap.add_argument("--loss", choices=("soft-hinge", "sste"), default="soft-hinge")
     ap.add_argument("--act", choices=("sign", "relu"), default="sign")
     ap.add_argument("--seed", type=int, default=1)

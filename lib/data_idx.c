@@ -216,6 +216,15 @@ static htnn_status check_end(idx_file *f)
     if (got != 0)
         return error_set(HTNN_EFORMAT, "%s: data continues after the %zu "
                          "bytes the header declares", f->path, f->expect);
+#if HTNN_HAVE_ZLIB
+    /* A stream cut inside its trailer still delivers all the data. */
+    if (f->gz != NULL) {
+        int errnum = Z_OK;
+        gzerror(f->gz, &errnum);
+        if (errnum != Z_OK)
+            return gz_failure(f);
+    }
+#endif
     return HTNN_OK;
 }
 

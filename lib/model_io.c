@@ -233,11 +233,12 @@ static htnn_status write_params(writer *w, const htnn_layer *layer, size_t count
 static htnn_status write_dense(writer *w, const htnn_net *net, size_t index)
 {
     htnn_layer_info info;
-    uint64_t wb, bb;
+    uint64_t wb = 0, bb = 0;
     htnn_status st = layer_info_at(net, index, &info);
     if (st != HTNN_OK)
         return st;
-    dense_data_bytes(info.in_width, info.out_width, info.bias != 0, &wb, &bb);
+    if (!dense_data_bytes(info.in_width, info.out_width, info.bias != 0, &wb, &bb))
+        return error_set(HTNN_ESTATE, "save: the net changed while it was saved");
     put_u32(w, HTNN_LAYER_DENSE);
     put_u64(w, DENSE_FIELD_BYTES + wb + bb);
     put_u32(w, (uint32_t)info.activation);
@@ -280,7 +281,7 @@ htnn_status htnn_net_save_buffer(const htnn_net *net, void **data, size_t *size)
 {
     if (net == NULL || data == NULL || size == NULL)
         return error_set(HTNN_EINVAL, "htnn_net_save_buffer: net, data or size is NULL");
-    size_t total;
+    size_t total = 0;
     htnn_status st = model_bytes(net, &total);
     if (st != HTNN_OK)
         return st;
@@ -388,8 +389,8 @@ htnn_status htnn_net_save(const htnn_net *net, const char *path)
 {
     if (net == NULL || path == NULL || path[0] == '\0')
         return error_set(HTNN_EINVAL, "htnn_net_save: net or path is NULL or empty");
-    void *data;
-    size_t size;
+    void *data = NULL;
+    size_t size = 0;
     htnn_status st = htnn_net_save_buffer(net, &data, &size);
     if (st != HTNN_OK)
         return st;
@@ -427,12 +428,10 @@ static int cur_u32(cursor *c, uint32_t *v)
 
 static int cur_u64(cursor *c, uint64_t *v)
 {
-    uint32_t lo, hi;
     if (cur_left(c) < 8)
         return 0;
-    cur_u32(c, &lo);
-    cur_u32(c, &hi);
-    *v = (uint64_t)hi << 32 | lo;
+    *v = (uint64_t)load_u32(c->p + c->pos + 4) << 32 | load_u32(c->p + c->pos);
+    c->pos += 8;
     return 1;
 }
 
@@ -856,8 +855,8 @@ htnn_status htnn_net_load(const char *path, htnn_net **out)
 {
     if (path == NULL || out == NULL)
         return error_set(HTNN_EINVAL, "htnn_net_load: path or out is NULL");
-    unsigned char *data;
-    size_t size;
+    unsigned char *data = NULL;
+    size_t size = 0;
     htnn_status st = read_file(path, &data, &size);
     if (st != HTNN_OK)
         return st;

@@ -42,6 +42,10 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 /* Prints "htnn: <message>: <htnn_last_error()> (<htnn_strerror(status)>)";
  * returns CLI_FAIL. */
 int cli_lib_error(htnn_status status, const char *fmt, ...) CLI_PRINTF(2, 3);
+/* Like cli_lib_error for a failure about the file `path`: "htnn: <what>
+ * '<path>': <detail>", without repeating the path when the library's
+ * detail already names it; returns CLI_FAIL. */
+int cli_file_error(htnn_status status, const char *what, const char *path);
 /* Seconds on the monotonic clock. */
 double cli_now(void);
 /* Writes a JSON string literal. */

@@ -125,7 +125,7 @@ static int parse_u64(const char *text, uint64_t *out)
 
 int cli_u64_value(cli_parser *p, uint64_t *out)
 {
-    const char *text;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
@@ -138,7 +138,7 @@ int cli_size_value(cli_parser *p, size_t min, size_t max, size_t *out)
 {
     uint64_t v;
     char what[96];
-    const char *text;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
@@ -166,7 +166,7 @@ int cli_parse_int(const char *text, int min, int max, int *out)
 int cli_int_value(cli_parser *p, int min, int max, int *out)
 {
     char what[96];
-    const char *text;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
@@ -180,7 +180,7 @@ int cli_double_value(cli_parser *p, double *out)
 {
     char *end = NULL;
     double v;
-    const char *text;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
@@ -199,7 +199,7 @@ int cli_choice_value(cli_parser *p, const cli_choice *table, int *out)
     char what[160];
     size_t used = 0;
     const cli_choice *c;
-    const char *text;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;

@@ -26,7 +26,7 @@ void cli_data_opts_init(cli_data_opts *d, cli_data_role role)
 /* --label-column N | last | none */
 static int label_column_value(cli_parser *p, int *out)
 {
-    const char *text;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
@@ -42,7 +42,7 @@ static int label_column_value(cli_parser *p, int *out)
 /* --delimiter C, where C is one character, "tab" or "\t". */
 static int delimiter_value(cli_parser *p, char *out)
 {
-    const char *text;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
@@ -201,9 +201,11 @@ static int load_idx(const char *images, const char *labels, htnn_data **out)
 {
     htnn_status st = htnn_data_load_idx(images, labels, HTNN_SCALE_UNIT, out);
     if (st != HTNN_OK)
-        return cli_lib_error(st, "cannot load IDX data '%s'%s%s", images,
-                             labels != NULL ? " with labels " : "",
-                             labels != NULL ? labels : "");
+        return cli_file_error(st, "cannot load IDX data",
+                              labels != NULL &&
+                                      strstr(htnn_last_error(), labels) != NULL
+                                  ? labels
+                                  : images);
     return CLI_OK;
 }
 
@@ -212,7 +214,7 @@ static int load_csv(const char *path, const htnn_csv_options *opts,
 {
     htnn_status st = htnn_data_load_csv(path, opts, out);
     if (st != HTNN_OK)
-        return cli_lib_error(st, "cannot load CSV data '%s'", path);
+        return cli_file_error(st, "cannot load CSV data", path);
     return CLI_OK;
 }
 

@@ -136,7 +136,7 @@ static int load_model(const char *path, htnn_net **out)
 {
     htnn_status st = htnn_net_load(path, out);
     if (st != HTNN_OK)
-        return cli_lib_error(st, "cannot load model '%s'", path);
+        return cli_file_error(st, "cannot load model", path);
     return CLI_OK;
 }
 

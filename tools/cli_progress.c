@@ -26,15 +26,20 @@ static void on_sigint(int sig)
     stop_requested = 1;
 }
 
+/* Installs the handler, unless SIGINT is ignored (a background job of a
+ * non-interactive shell), which is then left ignored. */
 static void install_sigint(struct sigaction *old)
 {
     struct sigaction sa;
+    memset(old, 0, sizeof *old);
+    stop_requested = 0;
+    if (sigaction(SIGINT, NULL, old) != 0 || old->sa_handler == SIG_IGN)
+        return;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the program */
-    stop_requested = 0;
-    sigaction(SIGINT, &sa, old);
+    sigaction(SIGINT, &sa, NULL);
 }
 
 /* 1 if the library's progress struct includes the field ending at `end`. */

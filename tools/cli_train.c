@@ -129,7 +129,7 @@ static void train_opts_init(train_opts *o)
 /* --layers 512,512 | none */
 static int layers_value(cli_parser *p, model_opts *m)
 {
-    const char *text, *s;
+    const char *text = NULL, *s;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
@@ -528,7 +528,7 @@ static void print_summary(const train_opts *o, const cli_progress *ps,
         fprintf(f, "interrupted in epoch %zu/%zu after batch %zu/%zu\n",
                 ps->last_epoch + 1, o->epochs, ps->last_batch + 1,
                 ps->last_batches);
-    fprintf(f, "trained %zu samples in %.2f s: %.0f samples/s\n",
+    fprintf(f, "trained %zu samples in %.3g s: %.0f samples/s\n",
             ps->samples_done, ps->train_seconds,
             cli_progress_rate(ps));
     if (res->batches_run > 0)
@@ -548,7 +548,7 @@ static int save_and_report(const train_opts *o, htnn_net *net,
     htnn_status st = htnn_net_save(net, o->out);
     int rc;
     if (st != HTNN_OK)
-        return cli_lib_error(st, "cannot save the model to '%s'", o->out);
+        return cli_file_error(st, "cannot save the model", o->out);
     if (td->test != NULL) {
         rc = cli_evaluate(net, td->test, &sum.test_loss, &sum.test_accuracy);
         if (rc != CLI_OK)

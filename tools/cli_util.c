@@ -78,6 +78,19 @@ int cli_lib_error(htnn_status status, const char *fmt, ...)
     return CLI_FAIL;
 }
 
+int cli_file_error(htnn_status status, const char *what, const char *path)
+{
+    const char *detail = htnn_last_error();
+    if (detail != NULL && strstr(detail, path) != NULL)
+        cli_error("%s: %s (%s)", what, detail, htnn_strerror(status));
+    else if (detail != NULL && detail[0] != '\0')
+        cli_error("%s '%s': %s (%s)", what, path, detail,
+                  htnn_strerror(status));
+    else
+        cli_error("%s '%s': %s", what, path, htnn_strerror(status));
+    return CLI_FAIL;
+}
+
 double cli_now(void)
 {
     struct timespec ts;

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Shell test of the htnn command-line program.
+# Usage: test_cli.sh PATH/TO/htnn
+# SPDX-License-Identifier: MIT
+#
+# Trains on a small, deterministic, linearly separable CSV problem, then
+# checks info, eval, predict and the failure modes (exit status 1 for
+# runtime failures, 2 for usage errors).  Prints "N passed, M failed" and
+# exits non-zero if any check failed.
+
+set -u
+
+HTNN=${1:?usage: test_cli.sh PATH/TO/htnn}
+case $HTNN in /*) ;; *) HTNN=$PWD/$HTNN ;; esac
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/htnn-cli-test.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+
+passed=0
+failed=0
+
+pass() { passed=$((passed + 1)); echo "ok: $1"; }
+fail() {
+    failed=$((failed + 1))
+    echo "FAILED: $1"
+    [ -s out ] && sed 's/^/  stdout: /' out | head -n 20
+    [ -s err ] && sed 's/^/  stderr: /' err | head -n 20
+}
+check() { # check DESCRIPTION COMMAND...: passes when COMMAND succeeds
+    local what=$1
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+# run ARGS...: runs htnn with stdout in ./out, stderr in ./err; sets $rc.
+run() {
+    "$HTNN" "$@" >out 2>err
+    rc=$?
+}
+
+# json_field FILE KEY: the value of "KEY": in a one-line JSON object.
+json_field() {
+    sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1" | head -n 1
+}
+
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'; }
+
+# ---- data: label = [x1 + x2 - x3 - x4 > 0], features in [-1, 1], rows with
+# a margin below 0.1 skipped; fixed formulas, no randomness.
+make_csv() { # make_csv FIRST ROWS EXTRA_COLUMNS HEADER
+    awk -v first="$1" -v rows="$2" -v extra="$3" -v header="$4" 'BEGIN {
+        if (header) {
+            printf "label,f1,f2,f3,f4"
+            for (e = 0; e < extra; e++) printf ",x%d", e
+            printf "\n"
+        }
+        n = 0
+        for (i = first; n < rows; i++) {
+            x1 = 2 * ((i * 37) % 101) / 100 - 1
+            x2 = 2 * ((i * 53) % 97) / 96 - 1
+            x3 = 2 * ((i * 29) % 89) / 88 - 1
+            x4 = 2 * ((i * 17) % 83) / 82 - 1
+            s = x1 + x2 - x3 - x4
+            if (s < 0.1 && s > -0.1) continue
+            printf "%d,%.4f,%.4f,%.4f,%.4f", (s > 0), x1, x2, x3, x4
+            for (e = 0; e < extra; e++) printf ",%.4f", ((i * (7 + e)) % 13) / 12
+            printf "\n"
+            n++
+        }
+    }'
+}
+
+make_csv 0 200 0 1 >train.csv
+make_csv 1000 100 0 0 >test.csv
+make_csv 2000 20 1 0 >wide.csv
+
+# ---- version and help
+run --version
+check "--version exits 0 and prints a version" \
+    test "$rc" -eq 0 -a -n "$(grep -E '^htnn [0-9]+\.[0-9]+\.[0-9]+' out)"
+run --help
+check "--help exits 0" test "$rc" -eq 0
+run train --help
+check "train --help exits 0 and lists --layers" \
+    test "$rc" -eq 0 -a -n "$(grep -- --layers out)"
+
+# ---- train
+run train --train-csv train.csv --test-csv test.csv --layers 8 --epochs 30 \
+    --batch 10 --lr 0.01 --seed 3 --json --out m.htnn
+check "train exits 0" test "$rc" -eq 0
+check "train writes the model file" test -s m.htnn
+check "train prints one JSON line on stdout" \
+    test "$(wc -l <out)" -eq 1 -a -n "$(grep '^{"command":"train"' out)"
+check "train JSON names the model" grep -q '"model":"m.htnn"' out
+test_acc=$(json_field out test_accuracy)
+check "train test accuracy >= 0.9 (got '$test_acc')" at_least "$test_acc" 0.9
+samples=$(json_field out train_samples)
+check "train JSON has train_samples 200 (got '$samples')" test "$samples" = 200
+sps=$(json_field out samples_per_sec)
+check "train JSON has samples_per_sec > 0 (got '$sps')" at_least "$sps" 0.000001
+
+run train --train-csv train.csv --test-csv test.csv --layers 8 --epochs 2 \
+    --quiet --out m2.htnn
+check "train without --json prints the test accuracy" \
+    grep -Eq '^test accuracy: [0-9.]+% \(100 examples\)' out
+check "train --quiet prints no progress" test ! -s err
+
+# ---- info
+run info m.htnn --json
+check "info --json exits 0" test "$rc" -eq 0
+check "info lists 2 layers" \
+    test "$(grep -o '"index":' out | wc -l)" -eq 2
+check "info has input width 4" grep -q '"input_width":4' out
+run info m.htnn
+check "info (text) exits 0 and shows 4 -> 8 and 8 -> 2" \
+    test "$rc" -eq 0 -a -n "$(grep '4 -> 8' out)" -a -n "$(grep '8 -> 2' out)"
+
+# ---- eval
+run eval m.htnn --csv test.csv --json
+check "eval exits 0" test "$rc" -eq 0
+acc=$(json_field out accuracy)
+check "eval accuracy >= 0.9 (got '$acc')" at_least "$acc" 0.9
+check "eval counts 100 examples" grep -q '"examples":100' out
+run eval m.htnn --csv test.csv
+check "eval (text) prints the accuracy" grep -Eq '^accuracy: [0-9.]+%' out
+
+# ---- predict
+run predict m.htnn --csv test.csv
+check "predict exits 0" test "$rc" -eq 0
+check "predict prints one line per row" test "$(wc -l <out)" -eq 100
+check "predict prints classes 0 or 1" test -z "$(grep -Ev '^[01]$' out)"
+awk -F, '{ print $1 }' test.csv | paste -d' ' - out >pairs
+agree=$(awk '$1 == $2 { n++ } END { print n + 0 }' pairs)
+check "predict agrees with the labels on >= 90 rows (got $agree)" \
+    test "$agree" -ge 90
+run predict m.htnn --csv test.csv --logits --output logits.txt
+check "predict --logits --output writes 100 lines of 2 numbers" \
+    test "$rc" -eq 0 -a "$(grep -Ec '^[-0-9.e+]+,[-0-9.e+]+$' logits.txt)" -eq 100
+cut -d, -f2- test.csv >nolabel.csv
+run predict m.htnn --csv nolabel.csv --label-column none
+check "predict reads unlabelled CSV" \
+    test "$rc" -eq 0 -a "$(wc -l <out)" -eq 100
+
+# ---- failure modes
+run eval missing.htnn --csv test.csv
+check "missing model file: exit 1 with a message" \
+    test "$rc" -eq 1 -a -n "$(grep '^htnn: ' err)"
+run train --train-csv missing.csv --out x.htnn
+check "missing data file: exit 1 with a message naming it" \
+    test "$rc" -eq 1 -a -n "$(grep 'missing.csv' err)"
+run train --train-csv train.csv --frobnicate --out x.htnn
+check "unknown option: exit 2" test "$rc" -eq 2 -a -n "$(grep -- --frobnicate err)"
+run frobnicate
+check "unknown command: exit 2" test "$rc" -eq 2
+run train --train-csv train.csv --epochs 3x --out x.htnn
+check "bad number: exit 2" test "$rc" -eq 2
+run train --train-csv train.csv --epochs -1 --out x.htnn
+check "negative count: exit 2" test "$rc" -eq 2
+run train --train-csv train.csv --out
+check "missing value: exit 2" test "$rc" -eq 2
+run train --train-csv train.csv
+check "missing --out: exit 2" test "$rc" -eq 2
+run eval m.htnn --csv wide.csv
+check "width mismatch: exit 1 naming both widths" \
+    test "$rc" -eq 1 -a -n "$(grep 'takes 4' err | grep 'has 5')"
+run predict m.htnn --csv wide.csv
+check "width mismatch in predict: exit 1" test "$rc" -eq 1
+head -c 40 m.htnn >trunc.htnn
+run info trunc.htnn
+check "truncated model: exit 1 with a message" \
+    test "$rc" -eq 1 -a -n "$(grep '^htnn: ' err)"
+run eval trunc.htnn --csv test.csv
+check "truncated model in eval: exit 1" test "$rc" -eq 1
+printf 'not a model at all\n' >junk.htnn
+run info junk.htnn
+check "junk model: exit 1" test "$rc" -eq 1
+ls x.htnn >/dev/null 2>&1
+check "failed runs leave no model behind" test "$?" -ne 0
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
