@@ -272,8 +272,9 @@ static htnn_status write_model(const htnn_net *net, unsigned char *buf, size_t s
     put_u32(&w, SECTION_END);
     put_u64(&w, 0);
     put_u32(&w, crc32_ieee(buf, w.pos));
-    if (w.pos != size) /* the net changed between sizing and writing */
-        return error_set(HTNN_ESTATE, "save: the net changed while it was saved");
+    if (w.pos != size) /* only if the net changed while it was being saved */
+        return error_set(HTNN_ESTATE, "save: wrote %zu bytes, expected %zu (was the "
+                         "net changed by another thread?)", w.pos, size);
     return HTNN_OK;
 }
 

@@ -26,14 +26,17 @@
 /* The temporary directory all test files go into (made by group setup). */
 static char tmp_dir[64];
 
+/* Room for tmp_dir, '/' and any directory entry name (readdir gives up to
+ * 255 bytes). */
 typedef struct path_buf {
-    char s[160];
+    char s[sizeof tmp_dir + 1 + 256];
 } path_buf;
 
 static path_buf tmp_path(const char *name)
 {
     path_buf p;
-    snprintf(p.s, sizeof p.s, "%s/%s", tmp_dir, name);
+    int n = snprintf(p.s, sizeof p.s, "%s/%s", tmp_dir, name);
+    assert_true(n > 0 && (size_t)n < sizeof p.s);
     return p;
 }
 

@@ -46,7 +46,7 @@ static void test_sign_mlp_beats_chance(void **state)
     assert_int_equal(htnn_optimizer_create(NULL, &opt), HTNN_OK);
     htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
     fo.epochs = 2;
-    htnn_fit_result res = {sizeof res};
+    htnn_fit_result res = HTNN_FIT_RESULT_INIT;
     assert_int_equal(htnn_net_fit(net, opt, NULL, htnn_data_features(train),
                                   htnn_data_labels(train), 10000, &fo, &res), HTNN_OK);
     double acc = 0.0;

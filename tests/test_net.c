@@ -53,7 +53,7 @@ static void test_shape_queries(void **state)
     assert_int_equal(htnn_net_class_count(net), 2);
     assert_int_equal(htnn_net_parameter_count(net), 3 * 4 + 4 + 4 * 2 + 2);
     assert_null(htnn_net_layer(net, 2));
-    htnn_layer_info info = {sizeof info};
+    htnn_layer_info info = HTNN_LAYER_INFO_INIT;
     assert_int_equal(htnn_layer_get_info(htnn_net_layer(net, 1), &info), HTNN_OK);
     assert_int_equal(info.kind, HTNN_LAYER_DENSE);
     assert_int_equal(info.index, 1);
@@ -193,7 +193,7 @@ static void test_options_versioning(void **state)
     o.struct_size = offsetof(htnn_net_options, output);
     o.seed = 77;
     assert_int_equal(htnn_net_create(3, &o, &net), HTNN_OK);
-    htnn_net_options got = {sizeof got};
+    htnn_net_options got = HTNN_NET_OPTIONS_INIT;
     assert_int_equal(htnn_net_get_options(net, &got), HTNN_OK);
     assert_int_equal(got.seed, 77);
     assert_int_equal(got.output, HTNN_OUTPUT_SOFTMAX);

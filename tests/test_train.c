@@ -52,7 +52,7 @@ static void random_inputs(float *x, size_t n, unsigned seed)
 
 static float *weights_of(htnn_net *net, size_t layer, size_t *count)
 {
-    htnn_layer_info info = {sizeof info};
+    htnn_layer_info info = HTNN_LAYER_INFO_INIT;
     assert_int_equal(htnn_layer_get_info(htnn_net_layer(net, layer), &info), HTNN_OK);
     float *w = malloc(info.weight_count * sizeof *w);
     assert_int_equal(htnn_layer_get_weights(htnn_net_layer(net, layer), w, info.weight_count),
@@ -192,7 +192,7 @@ static double train_xor(int output, uint64_t seed)
     htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
     fo.epochs = 500;
     fo.batch_size = 4;
-    htnn_fit_result res = {sizeof res};
+    htnn_fit_result res = HTNN_FIT_RESULT_INIT;
     assert_int_equal(htnn_net_fit(net, opt, NULL, xor_x, xor_y, 4, &fo, &res), HTNN_OK);
     assert_int_equal(res.epochs_run, 500);
     double acc;
@@ -388,7 +388,7 @@ static void test_progress_callback_stops(void **state)
     fo.batch_size = 10;
     fo.progress = stop_at_three;
     fo.progress_user = &calls;
-    htnn_fit_result res = {sizeof res};
+    htnn_fit_result res = HTNN_FIT_RESULT_INIT;
     assert_int_equal(htnn_net_fit(net, opt, NULL, x, y, 100, &fo, &res), HTNN_OK);
     assert_int_equal(res.stopped, 1);
     assert_int_equal(res.batches_run, 4);

@@ -322,6 +322,24 @@ int cli_predict(int argc, char **argv)
 
 /* ---- info -------------------------------------------------------------- */
 
+/* The format version from the header of a model file (doc/file-format.md:
+ * the 8-byte magic "HTNNMODL", then a little-endian u32); 0 if unreadable.
+ * The public API has no query for it. */
+static unsigned long format_version(const char *path)
+{
+    unsigned char head[12];
+    FILE *f = fopen(path, "rb");
+    size_t got = 0;
+    if (f != NULL) {
+        got = fread(head, 1, sizeof head, f);
+        fclose(f);
+    }
+    if (got != sizeof head || memcmp(head, "HTNNMODL", 8) != 0)
+        return 0;
+    return (unsigned long)head[8] | (unsigned long)head[9] << 8 |
+           (unsigned long)head[10] << 16 | (unsigned long)head[11] << 24;
+}
+
 static const char *kind_name(int kind)
 {
     return kind == HTNN_LAYER_DENSE ? "dense" : "?";
@@ -388,10 +406,12 @@ static int print_info_text(const char *path, long long size, htnn_net *net,
                            int output)
 {
     printf("model:       %s (%lld bytes)\n", path, size);
+    printf("format:      libhtnn model format version %lu\n",
+           format_version(path));
     printf("library:     libhtnn %s (htnn tool built with %s)\n",
            htnn_version_string(), HTNN_VERSION_STRING);
     printf("input width: %zu\n", htnn_net_input_width(net));
-    printf("output:      %s, %zu outputs, %zu classes\n",
+    printf("output:      %s, %zu units, %zu classes\n",
            cli_choice_name(cli_outputs, output), htnn_net_output_width(net),
            htnn_net_class_count(net));
     printf("parameters:  %zu\n", htnn_net_parameter_count(net));
@@ -405,7 +425,8 @@ static int print_info_json(const char *path, long long size, htnn_net *net,
     int rc;
     fputs("{\"command\":\"info\",\"model\":", stdout);
     cli_json_string(stdout, path);
-    printf(",\"file_size\":%lld,\"library_version\":", size);
+    printf(",\"file_size\":%lld,\"format_version\":%lu,"
+           "\"library_version\":", size, format_version(path));
     cli_json_string(stdout, htnn_version_string());
     printf(",\"input_width\":%zu,\"output\":\"%s\",\"output_width\":%zu,"
            "\"classes\":%zu,\"parameters\":%zu,\"layers\":[",

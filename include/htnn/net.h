@@ -86,6 +86,8 @@ typedef struct htnn_layer_info {
     size_t weight_count; /**< out_width * in_width */
 } htnn_layer_info;
 
+#define HTNN_LAYER_INFO_INIT { sizeof(htnn_layer_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
 /** Creates an empty net taking inputs input_width wide.  opts may be NULL
  *  for the defaults.  On success *out owns a new net. */
 HTNN_API htnn_status htnn_net_create(size_t input_width,

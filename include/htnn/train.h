@@ -75,12 +75,16 @@ typedef struct htnn_fit_result {
     double val_accuracy;  /**< last validation accuracy, NaN without validation */
 } htnn_fit_result;
 
+#define HTNN_FIT_RESULT_INIT { sizeof(htnn_fit_result), 0, 0, 0, 0.0, 0.0, 0.0, 0.0 }
+
 /** Outcome of one batch. */
 typedef struct htnn_batch_result {
     size_t struct_size;   /**< sizeof(htnn_batch_result) */
     double loss;          /**< mean output loss over the batch (before the update) */
     size_t correct;       /**< correctly classified examples (before the update) */
 } htnn_batch_result;
+
+#define HTNN_BATCH_RESULT_INIT { sizeof(htnn_batch_result), 0.0, 0 }
 
 /** Trains one mini-batch of `count` examples with FTPROP-MB.  heuristic
  *  NULL means the built-in loss-driven heuristic.  result may be NULL. */
