@@ -1,6 +1,7 @@
 /* Unit activations: sign, step, qrelu(bits), relu, identity (ALGORITHM.md).
  * SPDX-License-Identifier: MIT */
 #include "activations.h"
+#include "simd.h"
 
 int activation_valid(int act, int bits)
 {
@@ -44,6 +45,7 @@ float activation_apply(int act, int bits, float z)
     }
 }
 
+HTNN_CLONES
 static void add_bias(float *z, const float *bias, size_t m, size_t n)
 {
     for (size_t i = 0; i < m; i++) {
@@ -53,6 +55,7 @@ static void add_bias(float *z, const float *bias, size_t m, size_t n)
     }
 }
 
+HTNN_CLONES
 void activation_forward(int act, int bits, float *z, const float *bias,
                         float *h, size_t m, size_t n)
 {

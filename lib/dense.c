@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "activations.h"
+#include "simd.h"
 
 void dense_init(htnn_layer *layer, rng *r)
 {
@@ -28,6 +29,18 @@ void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,
                        layer->has_bias ? layer->b : NULL, h, m, layer->out);
 }
 
+/* sums[j] += sum over rows of a[i][j]; row-wise accumulation keeps the
+ * inner loop contiguous, so it vectorises. */
+HTNN_CLONES
+static void column_sums(const float *a, size_t m, size_t n, float *sums)
+{
+    for (size_t i = 0; i < m; i++) {
+        const float *row = a + i * n;
+        for (size_t j = 0; j < n; j++)
+            sums[j] += row[j];
+    }
+}
+
 void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
                        size_t m)
 {
@@ -35,16 +48,9 @@ void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out,
                 (int)layer->in, (int)m, 1.0f, dz, (int)out, x, (int)layer->in,
                 0.0f, layer->gw, (int)layer->in);
-    /* Row-wise accumulation keeps the inner loop contiguous (vectorised). */
-    float *gb = layer->gb;
-    memset(gb, 0, out * sizeof *gb);
-    if (!layer->has_bias)
-        return;
-    for (size_t i = 0; i < m; i++) {
-        const float *row = dz + i * out;
-        for (size_t j = 0; j < out; j++)
-            gb[j] += row[j];
-    }
+    memset(layer->gb, 0, out * sizeof *layer->gb);
+    if (layer->has_bias)
+        column_sums(dz, m, out, layer->gb);
 }
 
 void dense_input_grad(const htnn_layer *layer, const float *dz, size_t m,

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "heuristic_internal.h"
 #include "options.h"
+#include "simd.h"
 
 static htnn_status heuristic_new(const htnn_heuristic_ops *ops, void *state,
                                  htnn_heuristic **out)
@@ -36,6 +37,7 @@ htnn_status htnn_heuristic_create(const htnn_heuristic_ops *ops, void *state,
 }
 
 /* G == 0 gives target 0 with weight 0: the unit's input did not matter. */
+HTNN_CLONES
 static htnn_status loss_set_targets(void *state, const htnn_layer_view *view, float *t,
                                     float *w)
 {

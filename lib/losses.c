@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "fastmath.h"
+#include "simd.h"
 
 int loss_valid(int loss)
 {
@@ -63,20 +64,25 @@ float loss_input(int act, float z)
     return act == HTNN_ACT_QRELU ? 2.0f * z - 1.0f : z;
 }
 
-/* One loop per loss: the switch stays outside so each body vectorises. */
+/* One loop per loss: the switch stays outside so each body vectorises.
+ * The weight is keep * w + add where w != 0 (w itself, or 1 for unit
+ * weights) and 0 elsewhere: arithmetic, not a branch on unit_weights,
+ * which would stop GCC's vectoriser. */
 #define LOSS_GRAD_LOOP(expr)                                                 \
     for (size_t i = 0; i < n; i++) {                                         \
         float zi = a * z[i] + c, ti = t[i];                                  \
-        float wi = unit_weights ? (w[i] != 0.0f ? 1.0f : 0.0f) : w[i];       \
+        float wi = w[i] != 0.0f ? keep * w[i] + add : 0.0f;                  \
         (void)zi;                                                            \
         dz[i] = wi * (expr);                                                 \
     }
 
+HTNN_CLONES
 void loss_grad_weighted(int loss, int act, int unit_weights, const float *z,
                         const float *t, const float *w, float *dz, size_t n)
 {
     float a = act == HTNN_ACT_QRELU ? 2.0f : 1.0f;
     float c = act == HTNN_ACT_QRELU ? -1.0f : 0.0f;
+    float keep = unit_weights ? 0.0f : 1.0f, add = unit_weights ? 1.0f : 0.0f;
     switch (loss) {
     case HTNN_LOSS_SOFT_HINGE: LOSS_GRAD_LOOP(grad_soft_hinge(zi, ti)); break;
     case HTNN_LOSS_SATURATED_HINGE: LOSS_GRAD_LOOP(grad_saturated(zi, ti)); break;

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "optimizer_internal.h"
 #include "options.h"
+#include "simd.h"
 
 struct htnn_optimizer {
     htnn_optimizer_options o;
@@ -157,12 +158,14 @@ htnn_status optimizer_bind(htnn_optimizer *opt, const htnn_net *net)
 
 void optimizer_begin_step(htnn_optimizer *opt) { opt->steps++; }
 
+HTNN_CLONES
 static void sgd_plain(float *w, const float *g, size_t n, float lr, float decay)
 {
     for (size_t i = 0; i < n; i++)
         w[i] -= lr * (g[i] + decay * w[i]);
 }
 
+HTNN_CLONES
 static void sgd_momentum(float *w, const float *g, float *buf, size_t n, float lr, float mu,
                          int nesterov, float decay)
 {
@@ -175,6 +178,7 @@ static void sgd_momentum(float *w, const float *g, float *buf, size_t n, float l
 }
 
 /* PyTorch's formulation: w -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps). */
+HTNN_CLONES
 static void adam(float *w, const float *g, float *m, float *v, size_t n,
                  const htnn_optimizer *opt, float decay)
 {

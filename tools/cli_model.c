@@ -347,9 +347,9 @@ static const char *kind_name(int kind)
 
 static int layer_info(htnn_net *net, size_t i, htnn_layer_info *info)
 {
+    const htnn_layer_info init = HTNN_LAYER_INFO_INIT;
     htnn_status st;
-    memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
+    *info = init;
     st = htnn_layer_get_info(htnn_net_layer(net, i), info);
     if (st != HTNN_OK)
         return cli_lib_error(st, "cannot describe layer %zu", i);

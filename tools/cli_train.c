@@ -44,7 +44,9 @@ static const char train_help[] =
     "  --sste                   same as --loss saturated-hinge\n"
     "  --no-weighting           count every target 1 instead of its weight\n"
     "  --output softmax|hard    output scoring (default softmax); hard: sign\n"
-    "                           output units trained with the per-layer loss\n"
+    "                           output units trained with --output-loss\n"
+    "  --output-loss NAME       loss of a hard output layer (default hinge: a\n"
+    "                           convex perceptron loss; soft-hinge saturates)\n"
     "\n"
     "Training:\n"
     "  --optimizer adam|sgd     (default adam)\n"
@@ -76,6 +78,7 @@ typedef struct model_opts {
     int activation;
     int qrelu_bits;
     int loss;
+    int output_loss; /* loss of a hard-threshold output layer */
     int weight_targets;
     int output;
 } model_opts;
@@ -116,6 +119,7 @@ static void train_opts_init(train_opts *o)
     o->model.activation = HTNN_ACT_SIGN;
     o->model.qrelu_bits = 2;
     o->model.loss = HTNN_LOSS_SOFT_HINGE;
+    o->model.output_loss = HTNN_LOSS_HINGE;
     o->model.weight_targets = 1;
     o->model.output = HTNN_OUTPUT_SOFTMAX;
     o->optim = optim;
@@ -164,6 +168,8 @@ static int model_option(cli_parser *p, model_opts *m)
         return cli_int_value(p, 1, 8, &m->qrelu_bits);
     if (cli_is(p, "--loss"))
         return cli_choice_value(p, cli_losses, &m->loss);
+    if (cli_is(p, "--output-loss"))
+        return cli_choice_value(p, cli_losses, &m->output_loss);
     if (cli_is(p, "--sste")) {
         m->loss = HTNN_LOSS_SATURATED_HINGE;
         return cli_flag(p);
@@ -392,7 +398,7 @@ static int load_train_data(const train_opts *o, train_data *td)
 
 /* ---- the net ----------------------------------------------------------- */
 
-static int add_layer(htnn_net *net, size_t units, int activation,
+static int add_layer(htnn_net *net, size_t units, int activation, int loss,
                      const model_opts *m)
 {
     htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
@@ -400,7 +406,7 @@ static int add_layer(htnn_net *net, size_t units, int activation,
     d.units = units;
     d.activation = activation;
     d.qrelu_bits = m->qrelu_bits;
-    d.loss = m->loss;
+    d.loss = loss;
     d.weight_targets = m->weight_targets;
     st = htnn_net_add_dense(net, &d, NULL);
     if (st != HTNN_OK)
@@ -429,10 +435,10 @@ static int build_net(const train_opts *o, size_t width, size_t classes,
     if (hard && out_units == 2)
         out_units = 1; /* one sign unit: labels 0/1 as -1/+1 */
     for (i = 0; i < m->hidden_count && rc == CLI_OK; i++)
-        rc = add_layer(net, m->hidden[i], m->activation, m);
+        rc = add_layer(net, m->hidden[i], m->activation, m->loss, m);
     if (rc == CLI_OK)
         rc = add_layer(net, out_units, hard ? HTNN_ACT_SIGN : HTNN_ACT_IDENTITY,
-                       m);
+                       hard ? m->output_loss : m->loss, m);
     if (rc != CLI_OK) {
         htnn_net_free(net);
         return rc;
@@ -570,7 +576,7 @@ int cli_train(int argc, char **argv)
     train_opts o;
     train_data td;
     cli_progress ps;
-    htnn_fit_result res;
+    htnn_fit_result res = HTNN_FIT_RESULT_INIT;
     htnn_net *net = NULL;
     int rc;
     train_opts_init(&o);
@@ -582,8 +588,6 @@ int cli_train(int argc, char **argv)
     if (rc == CLI_OK)
         rc = build_net(&o, htnn_data_width(td.train), td.classes, &net);
     if (rc == CLI_OK) {
-        memset(&res, 0, sizeof res);
-        res.struct_size = sizeof res;
         cli_progress_init(&ps, o.quiet, td.val != NULL, o.batch,
                           htnn_data_count(td.train));
         rc = run_fit(&o, net, &td, &ps, &res);
