@@ -52,7 +52,7 @@ Modes
       Debian's torch does its matrix products in the system OpenBLAS (pthread
       build), whose thread pool is NOT sized by torch.set_num_threads: by
       default it uses every CPU even at --threads 1.  --blas-threads auto (the
-      default, which is how BENCH.md's orientation numbers were taken) leaves
+      default; BENCH.md's orientation numbers match this setting) leaves
       it so; --blas-threads same pins it to --threads (a strict n-thread run);
       an integer pins it to that.  "blas_threads" in the JSON says what was in
       effect.  On 2 CPUs, --threads 2 with a 2-thread OpenBLAS oversubscribes
@@ -63,8 +63,9 @@ Modes
       Tiny run for CI (train: --limit 2000 --epochs 1 --threads 1; sgemm:
       few iterations, threads 1).  Never assert on its timings.
 
-If torch (or numpy) cannot be imported the script says so on stderr, prints
-{"name": "pytorch-mlp", "skipped": "torch not available"} and exits 0.
+If torch cannot be imported the script says so on stderr, prints
+{"name": "pytorch-mlp", "skipped": "torch not available"} and exits 0
+(likewise "numpy not available" when numpy is the missing module).
 Progress goes to stderr; stdout carries only JSON lines.
 
 How to run
@@ -84,6 +85,8 @@ Which numbers to compare
     and take medians: the machines are shared and noisy.
   * Accuracy: test_accuracy after 10 epochs (soft hinge ~0.882, SSTE ~0.880,
     ReLU ~0.894 on the reference machine; ~0.857 after 2 soft-hinge epochs).
+    A sign net's test accuracy moves by about +-1 point from epoch to epoch
+    and from seed to seed: compare means over several seeds (--seed).
   * Memory: peak_rss_mb (includes the Python/torch runtime itself).
 
 Standard library + numpy + torch only.  A benchmark tool, never a dependency

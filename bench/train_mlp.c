@@ -1,7 +1,8 @@
 /* bench/train_mlp: training throughput and accuracy of the reference
  * workload (BENCH.md), and the sgemm-only roofline of the same shapes.
  *
- *   train_mlp train [--epochs N] [--threads T] [--limit N] [--loss soft-hinge|sste|relu]
+ *   train_mlp train [--epochs N] [--threads T] [--limit N] [--seed S]
+ *                   [--loss soft-hinge|sste|relu] [--schedule constant|cosine]
  *   train_mlp sgemm [--threads T] [--batches N]
  *
  * Prints one JSON line per run.  Data: Fashion-MNIST from
@@ -23,7 +24,7 @@ void openblas_set_num_threads(int num_threads);
 #endif
 
 typedef struct args {
-    const char *mode, *loss;
+    const char *mode, *loss, *schedule;
     size_t epochs, limit, batches, batch;
     int threads;
     uint64_t seed;
@@ -47,7 +48,7 @@ static const size_t widths[] = {784, 512, 512, 10};
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){argc > 1 ? argv[1] : "train", "soft-hinge", 10, 0, 2000, 100, 1, 1};
+    *a = (args){argc > 1 ? argv[1] : "train", "soft-hinge", "constant", 10, 0, 2000, 100, 1, 1};
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--epochs")) a->epochs = strtoul(v, NULL, 10);
@@ -57,6 +58,7 @@ static int parse(int argc, char **argv, args *a)
         else if (!strcmp(k, "--batch")) a->batch = strtoul(v, NULL, 10);
         else if (!strcmp(k, "--seed")) a->seed = strtoull(v, NULL, 10);
         else if (!strcmp(k, "--loss")) a->loss = v;
+        else if (!strcmp(k, "--schedule")) a->schedule = v;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             return 2;
@@ -147,7 +149,9 @@ static int run_train(const args *a)
     htnn_data *train = load(dir, "train"), *test = load(dir, "t10k");
     htnn_net *net = NULL;
     htnn_optimizer *opt = NULL;
-    if (!train || !test || build_net(a, &net) || htnn_optimizer_create(NULL, &opt)) {
+    htnn_optimizer_options oo = HTNN_OPTIMIZER_OPTIONS_INIT;
+    oo.schedule = !strcmp(a->schedule, "cosine") ? HTNN_SCHEDULE_COSINE : HTNN_SCHEDULE_CONSTANT;
+    if (!train || !test || build_net(a, &net) || htnn_optimizer_create(&oo, &opt)) {
         fprintf(stderr, "train_mlp: %s\n", htnn_last_error());
         return 1;
     }
@@ -168,10 +172,10 @@ static int run_train(const args *a)
         fprintf(stderr, "train_mlp: %s\n", htnn_last_error());
         return 1;
     }
-    printf("{\"name\":\"htnn-mlp\",\"loss\":\"%s\",\"threads\":%d,\"batch\":%zu,\"epochs\":%zu,"
+    printf("{\"name\":\"htnn-mlp\",\"loss\":\"%s\",\"schedule\":\"%s\",\"seed\":%llu,\"threads\":%d,\"batch\":%zu,\"epochs\":%zu,"
            "\"train_samples\":%zu,\"seconds\":%.3f,\"samples_per_sec\":%.1f,"
            "\"test_accuracy\":%.4f,\"peak_rss_mb\":%.1f}\n",
-           a->loss, a->threads, a->batch, a->epochs, n, secs,
+           a->loss, a->schedule, (unsigned long long)a->seed, a->threads, a->batch, a->epochs, n, secs,
            (double)(n * a->epochs) / secs, acc, peak_rss_mb());
     htnn_net_free(net);
     htnn_optimizer_free(opt);

@@ -16,7 +16,8 @@ void dense_init(htnn_layer *layer, rng *r)
     size_t n = layer->in * layer->out;
     for (size_t i = 0; i < n; i++)
         layer->w[i] = (2.0f * rng_uniform(r) - 1.0f) * bound;
-    memset(layer->b, 0, layer->out * sizeof *layer->b);
+    for (size_t j = 0; j < layer->out; j++)
+        layer->b[j] = (2.0f * rng_uniform(r) - 1.0f) * bound;
 }
 
 void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,

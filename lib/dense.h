@@ -5,7 +5,7 @@
 
 #include "net_internal.h"
 
-/* Draws W from U(-1/sqrt(in), 1/sqrt(in)); zero bias. */
+/* Draws W, then b, from U(-1/sqrt(in), 1/sqrt(in)). */
 void dense_init(htnn_layer *layer, rng *r);
 
 /* Z = X W^T + b and H = g(Z) for m rows of input x (m x in). */

@@ -64,14 +64,15 @@ static void test_shape_queries(void **state)
     assert_int_equal(info.weight_targets, 1);
     assert_int_equal(info.bias, 1);
     assert_int_equal(info.weight_count, 8);
-    /* initial weights lie in +-1/sqrt(in), biases are zero */
+    /* initial weights and biases lie in +-1/sqrt(in) and are not all equal */
     float w[12], b[4];
     assert_int_equal(htnn_layer_get_weights(htnn_net_layer(net, 0), w, 12), HTNN_OK);
     assert_int_equal(htnn_layer_get_bias(htnn_net_layer(net, 0), b, 4), HTNN_OK);
     for (int i = 0; i < 12; i++)
         assert_true(fabsf(w[i]) <= 1.0f / sqrtf(3.0f));
     for (int i = 0; i < 4; i++)
-        assert_true(b[i] == 0.0f);
+        assert_true(fabsf(b[i]) <= 1.0f / sqrtf(3.0f));
+    assert_true(w[0] != w[1] && b[0] != b[1]);
     htnn_net_free(net);
     assert_int_equal(htnn_net_layer_count(NULL), 0);
     htnn_net_free(NULL);

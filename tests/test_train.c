@@ -441,6 +441,7 @@ static void test_optimizer_rules(void **state)
         htnn_net *net = make_net(1, units, 1, HTNN_ACT_SIGN, HTNN_LOSS_SOFT_HINGE,
                                  HTNN_OUTPUT_SOFTMAX, 1);
         htnn_layer_set_weights(htnn_net_layer(net, 0), w0, 2);
+        htnn_layer_set_bias(htnn_net_layer(net, 0), w0, 2);
         htnn_optimizer_options o = HTNN_OPTIMIZER_OPTIONS_INIT;
         o.kind = kind == 2 ? HTNN_OPT_ADAM : HTNN_OPT_SGD;
         o.learning_rate = 0.1f;

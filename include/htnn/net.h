@@ -102,9 +102,9 @@ HTNN_API void htnn_net_free(htnn_net *net);
 HTNN_API htnn_status htnn_net_clone(const htnn_net *net, htnn_net **out);
 
 /** Appends a dense layer whose input is the previous layer's output (or the
- *  net's input).  Weights are drawn from U(-1/sqrt(in), 1/sqrt(in)) with the
- *  net's RNG, biases start at 0.  *layer_out (may be NULL) receives the
- *  borrowed layer. */
+ *  net's input).  Weights and biases are drawn from U(-1/sqrt(in),
+ *  1/sqrt(in)) with the net's RNG (the usual default of nn.Linear), weights
+ *  first.  *layer_out (may be NULL) receives the borrowed layer. */
 HTNN_API htnn_status htnn_net_add_dense(htnn_net *net,
                                         const htnn_dense_options *opts,
                                         htnn_layer **layer_out);

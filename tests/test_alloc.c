@@ -1,0 +1,137 @@
+/* No allocation inside the training loop: this program interposes malloc,
+ * calloc and realloc (the library's calls resolve to these definitions)
+ * and counts them between the first and the last batch of a fit with
+ * validation data, and across repeated htnn_net_train_batch calls.
+ * SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdlib.h>
+
+#include <htnn/htnn.h>
+
+void *__libc_malloc(size_t n);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t n);
+
+static size_t allocations;
+
+void *malloc(size_t n);
+void *calloc(size_t n, size_t size);
+void *realloc(void *p, size_t n);
+
+void *malloc(size_t n)
+{
+    allocations++;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    allocations++;
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    allocations++;
+    return __libc_realloc(p, n);
+}
+
+typedef struct window {
+    size_t at_first, at_last;
+} window;
+
+static int watch(const htnn_progress *p, void *user)
+{
+    window *w = user;
+    if (p->epoch == 0 && p->batch == 0)
+        w->at_first = allocations;
+    w->at_last = allocations;
+    return 0;
+}
+
+enum { N = 600, W = 20 };
+
+static void make_data(float *x, int32_t *y)
+{
+    srand(2);
+    for (int i = 0; i < N * W; i++)
+        x[i] = (float)rand() / (float)RAND_MAX;
+    for (int i = 0; i < N; i++)
+        y[i] = (int32_t)(i % 4);
+}
+
+static htnn_net *make_net(void)
+{
+    htnn_net *net = NULL;
+    assert_int_equal(htnn_net_create(W, NULL, &net), HTNN_OK);
+    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
+    d.units = 32;
+    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    d.units = 4;
+    d.activation = HTNN_ACT_IDENTITY;
+    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    return net;
+}
+
+static void test_fit_allocates_nothing_per_batch(void **state)
+{
+    (void)state;
+    static float x[N * W];
+    static int32_t y[N];
+    make_data(x, y);
+    htnn_net *net = make_net();
+    htnn_optimizer *opt = NULL;
+    assert_int_equal(htnn_optimizer_create(NULL, &opt), HTNN_OK);
+    window win = {0, 0};
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    fo.epochs = 3;
+    fo.batch_size = 64; /* the last batch of an epoch is smaller */
+    fo.progress = watch;
+    fo.progress_user = &win;
+    fo.val_x = x;
+    fo.val_labels = y;
+    fo.val_count = 300;
+    assert_int_equal(htnn_net_fit(net, opt, NULL, x, y, N, &fo, NULL), HTNN_OK);
+    assert_true(win.at_last > 0);
+    assert_int_equal(win.at_last - win.at_first, 0);
+    htnn_net_free(net);
+    htnn_optimizer_free(opt);
+}
+
+static void test_train_batch_allocates_once(void **state)
+{
+    (void)state;
+    static float x[N * W];
+    static int32_t y[N];
+    make_data(x, y);
+    size_t at_start = allocations;
+    htnn_net *net = make_net();
+    assert_true(allocations > at_start); /* the library's calls are counted */
+    htnn_optimizer *opt = NULL;
+    assert_int_equal(htnn_optimizer_create(NULL, &opt), HTNN_OK);
+    assert_int_equal(htnn_net_train_batch(net, opt, NULL, x, y, 100, NULL), HTNN_OK);
+    size_t before = allocations;
+    for (int b = 0; b < 5; b++)
+        assert_int_equal(htnn_net_train_batch(net, opt, NULL, x + b * 100 * W, y + b * 100,
+                                              100, NULL), HTNN_OK);
+    int32_t cls[100];
+    assert_int_equal(htnn_net_predict(net, x, 100, cls), HTNN_OK);
+    assert_int_equal(allocations - before, 0);
+    htnn_net_free(net);
+    htnn_optimizer_free(opt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fit_allocates_nothing_per_batch),
+        cmocka_unit_test(test_train_batch_allocates_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
