@@ -21,8 +21,8 @@ machine*:
   * --act relu: the full-precision ReLU baseline (ordinary back-propagation).
   * Adam lr 1e-3, betas (0.9, 0.999), eps 1e-8; batch 100; 10 epochs;
     reshuffled every epoch; fixed seed (torch.manual_seed for the weights,
-    numpy RandomState for the shuffles).  Weights use nn.Linear's default init
-    (uniform +-1/sqrt(fan_in)); biases start at 0 as in libhtnn.
+    numpy RandomState for the shuffles).  Weights and biases use nn.Linear's
+    default init (uniform +-1/sqrt(fan_in)), as libhtnn does.
 
 Modes
 -----
@@ -205,8 +205,8 @@ if torch is not None:
             super().__init__()
             self.layers = torch.nn.ModuleList(
                 torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-            for lin in self.layers:  # default weight init, zero biases
-                torch.nn.init.zeros_(lin.bias)
+            # nn.Linear's default init (weights and biases uniform
+            # +-1/sqrt(fan_in)), as libhtnn does
             if act == "relu":
                 self.act = F.relu
             elif loss == "soft-hinge":

@@ -38,14 +38,14 @@ float loss_value(int loss, float z, float t)
 }
 
 /* Branch-free forms (selects, not jumps) so the array loops vectorise. */
-static inline float grad_soft_hinge(float z, float t) { return -t * sech2(z); }
-static inline float grad_saturated(float z, float t)
+HTNN_INLINE float grad_soft_hinge(float z, float t) { return -t * sech2(z); }
+HTNN_INLINE float grad_saturated(float z, float t)
 {
     float u = z * t;
     return (u > -1.0f && u < 1.0f) ? -t : 0.0f;
 }
-static inline float grad_hinge(float z, float t) { return z * t < 1.0f ? -t : 0.0f; }
-static inline float grad_perceptron(float z, float t) { return z * t <= 0.0f ? -t : 0.0f; }
+HTNN_INLINE float grad_hinge(float z, float t) { return z * t < 1.0f ? -t : 0.0f; }
+HTNN_INLINE float grad_perceptron(float z, float t) { return z * t <= 0.0f ? -t : 0.0f; }
 
 float loss_grad(int loss, float z, float t)
 {

@@ -1,5 +1,6 @@
 /* Internal: the net, its layers and the per-batch scratch arena.
- * Only net.c, dense.c, train.c, predict.c and targets.c see these structs.
+ * Only net.c, dense.c, train.c, predict.c, targets.c and optimizer.c see
+ * these structs.
  * SPDX-License-Identifier: MIT */
 #ifndef HTNN_LIB_NET_INTERNAL_H
 #define HTNN_LIB_NET_INTERNAL_H

@@ -57,6 +57,20 @@ static void below_loss_grad(const htnn_layer *below, layer_scratch *sb, const fl
     memcpy(sb->dz, g, n * sizeof *g);
 }
 
+/* A caller's heuristic must give targets in {-1, 0, +1} with finite,
+ * non-negative weights, or the layer below would be trained on garbage. */
+static htnn_status check_targets(const htnn_heuristic *h, size_t d, const float *t,
+                                 const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((t[i] != 1.0f && t[i] != -1.0f && t[i] != 0.0f) || !(w[i] >= 0.0f) ||
+            w[i] == INFINITY)
+            return error_set(HTNN_ECALLBACK, "heuristic '%s' gave layer %zu target %g with "
+                             "weight %g at entry %zu (targets must be -1, 0 or +1, weights "
+                             "finite and >= 0)", h->name, d - 1, (double)t[i], (double)w[i], i);
+    return HTNN_OK;
+}
+
 static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, size_t d,
                                      size_t m)
 {
@@ -67,6 +81,8 @@ static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, siz
         targets_from_outputs(below, sb->z, sb->t, sb->tw, n);
     htnn_layer_view view = make_view(net, d, m);
     htnn_status st = heuristic_run(h, &view, sb->t, sb->tw);
+    if (st == HTNN_OK && !h->writes_all)
+        st = check_targets(h, d, sb->t, sb->tw, n);
     if (st != HTNN_OK)
         return st;
     below_loss_grad(below, sb, net->grad_input, n);
@@ -89,15 +105,19 @@ static htnn_status train_step(htnn_net *net, htnn_optimizer *opt, const htnn_heu
     for (size_t d = net->n_layers; d-- > 0;) {
         htnn_layer *layer = net->layers[d];
         const float *in = d ? net->scratch[d - 1].h : x;
+        htnn_status st = HTNN_OK;
         dense_param_grads(layer, in, net->scratch[d].dz, m);
-        if (d > 0 && !after)
+        if (d > 0 && !after) {
+            /* default: G and the heuristic's view use the pre-update W[d] */
             dense_input_grad(layer, net->scratch[d].dz, m, net->grad_input);
-        optimizer_update_layer(opt, layer);
-        if (d == 0)
-            break;
-        if (after)
+            st = set_targets_below(net, h, d, m);
+        }
+        if (st == HTNN_OK)
+            optimizer_update_layer(opt, layer);
+        if (st == HTNN_OK && d > 0 && after) {
             dense_input_grad(layer, net->scratch[d].dz, m, net->grad_input);
-        htnn_status st = set_targets_below(net, h, d, m);
+            st = set_targets_below(net, h, d, m);
+        }
         if (st != HTNN_OK) {
             net->targets.batch = 0;
             return st;

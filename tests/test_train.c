@@ -339,6 +339,38 @@ static htnn_status failing_set(void *state, const htnn_layer_view *v, float *t, 
     return *(htnn_status *)state;
 }
 
+/* Writes a target of 0.5 or a NaN weight, which the trainer must refuse. */
+static htnn_status invalid_set(void *state, const htnn_layer_view *v, float *t, float *w)
+{
+    (void)v;
+    if (*(int *)state)
+        t[3] = 0.5f;
+    else
+        w[3] = NAN;
+    return HTNN_OK;
+}
+
+static void test_invalid_heuristic_output_is_refused(void **state)
+{
+    (void)state;
+    const size_t units[] = {4, 2};
+    for (int kind = 0; kind < 2; kind++) {
+        htnn_heuristic_ops ops = {sizeof ops, "invalid", invalid_set, NULL};
+        htnn_heuristic *h = NULL;
+        assert_int_equal(htnn_heuristic_create(&ops, &kind, &h), HTNN_OK);
+        htnn_net *net = make_net(2, units, 2, HTNN_ACT_SIGN, HTNN_LOSS_SOFT_HINGE,
+                                 HTNN_OUTPUT_SOFTMAX, 4);
+        htnn_optimizer *opt = make_sgd(0.1f);
+        assert_int_equal(htnn_net_train_batch(net, opt, h, xor_x, xor_y, 4, NULL),
+                         HTNN_ECALLBACK);
+        assert_non_null(strstr(htnn_last_error(), "entry 3"));
+        assert_null(htnn_net_targets(net));
+        htnn_net_free(net);
+        htnn_optimizer_free(opt);
+        htnn_heuristic_free(h);
+    }
+}
+
 static void test_heuristic_failure_is_reported(void **state)
 {
     (void)state;
@@ -470,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_bit_identical),
         cmocka_unit_test(test_user_heuristic_and_targets),
         cmocka_unit_test(test_heuristic_failure_is_reported),
+        cmocka_unit_test(test_invalid_heuristic_output_is_refused),
         cmocka_unit_test(test_progress_callback_stops),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_optimizer_rules),

@@ -18,6 +18,7 @@
 extern "C" {
 #endif
 
+/** A labelled data set (opaque) owning its feature and label arrays. */
 typedef struct htnn_data htnn_data;
 
 /** Scaling applied while reading.  Numbers are fixed. */
@@ -49,6 +50,8 @@ typedef struct htnn_csv_options {
     int scale;           /**< htnn_scale, default HTNN_SCALE_NONE */
 } htnn_csv_options;
 
+/** Default CSV options: label in column 0, header auto-detected, ',', no
+ *  scaling. */
 #define HTNN_CSV_OPTIONS_INIT \
     { sizeof(htnn_csv_options), 0, -1, ',', HTNN_SCALE_NONE }
 

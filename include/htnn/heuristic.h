@@ -31,7 +31,9 @@
 extern "C" {
 #endif
 
+/** A target heuristic (opaque): built-in or caller-defined ops + state. */
 typedef struct htnn_heuristic htnn_heuristic;
+/** The target set of a net's last training batch (opaque, borrowed). */
 typedef struct htnn_targets htnn_targets;
 
 /** What a heuristic sees of layer d (all arrays batch-major, row-major).
@@ -45,11 +47,14 @@ typedef struct htnn_layer_view {
     const float *input;    /**< H[d-1], m x in_width: current outputs below */
     const float *input_z;  /**< Z[d-1], m x in_width: pre-activations below */
     const float *z;        /**< Z[d], m x out_width */
-    const float *weights;  /**< W[d], out_width x in_width */
-    const float *bias;     /**< b[d], out_width (zeros if no bias) */
+    /** W[d], out_width x in_width: before this batch's update (the
+     *  default), after it with htnn_net_options.targets_after_update */
+    const float *weights;
+    const float *bias;     /**< b[d], out_width (zeros if no bias), as weights */
     const float *targets;  /**< T[d], m x out_width (+1 / -1 / 0) */
-    /** weights layer d's loss gives T[d] (after its weight_targets
-     *  option), m x out_width; for the output layer 1/m (batch mean) */
+    /** weights of T[d] as set by the heuristic from the layer above (layer
+     *  d's weight_targets option is applied on top of them), m x out_width;
+     *  for the output layer 1/m (the batch mean) */
     const float *target_weights;
     const float *grad_z;     /**< dL[d]/dZ[d], m x out_width */
     const float *grad_input; /**< G = dL[d]/dH[d-1], m x in_width */
@@ -69,7 +74,9 @@ typedef struct htnn_heuristic_ops {
      *  weights (>= 0, finite) for the layer below.  The arrays arrive
      *  holding the current outputs as +-1 targets with weight 1.  Return
      *  HTNN_OK, or an error status to stop training (reported as
-     *  HTNN_ECALLBACK unless it is one of the library's codes). */
+     *  HTNN_ECALLBACK unless it is one of the library's codes).  Targets
+     *  other than -1, 0, +1 or weights that are negative or not finite
+     *  stop training with HTNN_ECALLBACK. */
     htnn_status (*set_targets)(void *state, const htnn_layer_view *view,
                                float *targets, float *weights);
     /** Releases `state`; called once by htnn_heuristic_free.  May be NULL. */

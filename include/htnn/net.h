@@ -27,7 +27,9 @@
 extern "C" {
 #endif
 
+/** A network (opaque): layers, output scoring, RNG, scratch buffers. */
 typedef struct htnn_net htnn_net;
+/** One layer of a net (opaque, borrowed from its net). */
 typedef struct htnn_layer htnn_layer;
 
 /** Options for htnn_net_create.  Initialise with HTNN_NET_OPTIONS_INIT. */
@@ -45,6 +47,7 @@ typedef struct htnn_net_options {
     int targets_after_update;
 } htnn_net_options;
 
+/** Default net options: seed 1, softmax output, BLAS threads untouched. */
 #define HTNN_NET_OPTIONS_INIT \
     { sizeof(htnn_net_options), 1u, HTNN_OUTPUT_SOFTMAX, 0, 0 }
 
@@ -67,6 +70,8 @@ typedef struct htnn_dense_options {
     int bias;           /**< 1 (default): the layer has a bias vector */
 } htnn_dense_options;
 
+/** Default dense options: sign units, qrelu 2 bits, soft hinge, weighted
+ *  targets, bias; `units` must still be set. */
 #define HTNN_DENSE_OPTIONS_INIT                                              \
     { sizeof(htnn_dense_options), 0, HTNN_ACT_SIGN, 2, HTNN_LOSS_SOFT_HINGE, \
       1, 1 }
@@ -79,13 +84,14 @@ typedef struct htnn_layer_info {
     size_t in_width;    /**< n[d-1] */
     size_t out_width;   /**< n[d] */
     int activation;     /**< htnn_activation */
-    int qrelu_bits;
+    int qrelu_bits;     /**< bits of a qrelu activation */
     int loss;           /**< htnn_loss */
-    int weight_targets;
-    int bias;
+    int weight_targets; /**< 1 if targets are weighted (htnn_dense_options) */
+    int bias;           /**< 1 if the layer has a bias */
     size_t weight_count; /**< out_width * in_width */
 } htnn_layer_info;
 
+/** An htnn_layer_info ready to be filled by htnn_layer_get_info. */
 #define HTNN_LAYER_INFO_INIT { sizeof(htnn_layer_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Creates an empty net taking inputs input_width wide.  opts may be NULL

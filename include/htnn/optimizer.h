@@ -20,6 +20,7 @@
 extern "C" {
 #endif
 
+/** An optimizer (opaque) with its per-parameter state. */
 typedef struct htnn_optimizer htnn_optimizer;
 
 /** Optimizer kinds.  Numbers are fixed. */
@@ -58,6 +59,7 @@ typedef struct htnn_optimizer_options {
     float min_learning_rate; /**< COSINE: final learning rate, >= 0 */
 } htnn_optimizer_options;
 
+/** Default optimizer options: Adam, lr 1e-3, betas 0.9/0.999, eps 1e-8. */
 #define HTNN_OPTIMIZER_OPTIONS_INIT                                          \
     { sizeof(htnn_optimizer_options), HTNN_OPT_ADAM, 1e-3f, 0.0f, 0, 0.9f,   \
       0.999f, 1e-8f, 0.0f, HTNN_SCHEDULE_CONSTANT, 1, 0.1f, 0, 0.0f }

@@ -12,7 +12,9 @@
  * Inputs are count x input_width float32 arrays (row-major) and int32 labels
  * in [0, class_count).  NaN/Inf inputs and out-of-range labels are rejected
  * with HTNN_ENUMERIC / HTNN_EINVAL before any weight changes.  If the loss
- * becomes NaN/Inf the call fails with HTNN_ENUMERIC.
+ * becomes NaN/Inf the call fails with HTNN_ENUMERIC before the batch
+ * changes any weight.  If a heuristic fails in the middle of a batch, the
+ * layers above the failing one have already been updated for that batch.
  */
 #ifndef HTNN_TRAIN_H
 #define HTNN_TRAIN_H
@@ -39,7 +41,7 @@ typedef struct htnn_progress {
     /** validation loss and accuracy at the end of an epoch when validation
      *  data was given, else NaN */
     double val_loss;
-    double val_accuracy;
+    double val_accuracy;    /**< see val_loss */
     double learning_rate;   /**< learning rate used in this epoch */
 } htnn_progress;
 
@@ -60,6 +62,8 @@ typedef struct htnn_fit_options {
     size_t val_count;     /**< 0: no validation */
 } htnn_fit_options;
 
+/** Default fit options: 10 epochs, batch 100, shuffled, no callback, no
+ *  validation. */
 #define HTNN_FIT_OPTIONS_INIT \
     { sizeof(htnn_fit_options), 10, 100, 1, NULL, NULL, NULL, NULL, 0 }
 
@@ -75,6 +79,7 @@ typedef struct htnn_fit_result {
     double val_accuracy;  /**< last validation accuracy, NaN without validation */
 } htnn_fit_result;
 
+/** An htnn_fit_result ready to be filled by htnn_net_fit. */
 #define HTNN_FIT_RESULT_INIT { sizeof(htnn_fit_result), 0, 0, 0, 0.0, 0.0, 0.0, 0.0 }
 
 /** Outcome of one batch. */
@@ -84,6 +89,7 @@ typedef struct htnn_batch_result {
     size_t correct;       /**< correctly classified examples (before the update) */
 } htnn_batch_result;
 
+/** An htnn_batch_result ready to be filled by htnn_net_train_batch. */
 #define HTNN_BATCH_RESULT_INIT { sizeof(htnn_batch_result), 0.0, 0 }
 
 /** Trains one mini-batch of `count` examples with FTPROP-MB.  heuristic
