@@ -56,8 +56,8 @@ static void add_bias(float *z, const float *bias, size_t m, size_t n)
 }
 
 HTNN_CLONES
-void activation_forward(int act, int bits, float *z, const float *bias,
-                        float *h, size_t m, size_t n)
+static void forward(int act, int bits, float *z, const float *bias, float *h, size_t m,
+                    size_t n)
 {
     size_t total = m * n;
     if (bias)
@@ -80,6 +80,12 @@ void activation_forward(int act, int bits, float *z, const float *bias,
         for (size_t i = 0; i < total; i++)
             h[i] = activation_apply(act, bits, z[i]);
     }
+}
+
+void activation_forward(int act, int bits, float *z, const float *bias,
+                        float *h, size_t m, size_t n)
+{
+    forward(act, bits, z, bias, h, m, n);
 }
 
 const char *activation_name(int act)

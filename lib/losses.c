@@ -76,9 +76,11 @@ float loss_input(int act, float z)
         dz[i] = wi * (expr);                                                 \
     }
 
+/* Clones stay static: clang 14 cannot link target_clones functions with
+ * external linkage under -fvisibility=hidden. */
 HTNN_CLONES
-void loss_grad_weighted(int loss, int act, int unit_weights, const float *z,
-                        const float *t, const float *w, float *dz, size_t n)
+static void grad_weighted(int loss, int act, int unit_weights, const float *z,
+                          const float *t, const float *w, float *dz, size_t n)
 {
     float a = act == HTNN_ACT_QRELU ? 2.0f : 1.0f;
     float c = act == HTNN_ACT_QRELU ? -1.0f : 0.0f;
@@ -90,6 +92,12 @@ void loss_grad_weighted(int loss, int act, int unit_weights, const float *z,
     case HTNN_LOSS_PERCEPTRON: LOSS_GRAD_LOOP(grad_perceptron(zi, ti)); break;
     default: LOSS_GRAD_LOOP(-ti); break;
     }
+}
+
+void loss_grad_weighted(int loss, int act, int unit_weights, const float *z,
+                        const float *t, const float *w, float *dz, size_t n)
+{
+    grad_weighted(loss, act, unit_weights, z, t, w, dz, n);
 }
 
 double loss_sum_weighted(int loss, int act, int unit_weights, const float *z,

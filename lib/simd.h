@@ -5,7 +5,8 @@
  * library is loaded, from the CPU's features (an ifunc resolver: no
  * mutable state of ours).  The code is compiled with -std=c11, so no
  * multiply-add is contracted into an FMA and every variant computes the
- * same bits.
+ * same bits.  Only static functions get clones: clang 14 cannot link
+ * target_clones functions with external linkage under -fvisibility=hidden.
  * SPDX-License-Identifier: MIT */
 #ifndef HTNN_LIB_SIMD_H
 #define HTNN_LIB_SIMD_H
