@@ -2,6 +2,7 @@
  * prediction and evaluation.
  * SPDX-License-Identifier: MIT */
 #include <math.h>
+#include <string.h>
 
 #include "error.h"
 #include "losses.h"
@@ -83,6 +84,55 @@ static htnn_status reserve_chunk(htnn_net *net, size_t count, size_t *chunk)
     return st;
 }
 
+/* What to do with the logits of examples [first, first + m), in `z`. */
+typedef void (*chunk_fn)(htnn_net *net, const float *z, size_t first, size_t m, void *user);
+
+/* Forward passes over `count` inputs in chunks the scratch arena holds. */
+static htnn_status forward_chunks(htnn_net *net, const float *x, size_t count, chunk_fn emit,
+                                  void *user)
+{
+    size_t chunk;
+    htnn_status st = reserve_chunk(net, count, &chunk);
+    if (st != HTNN_OK)
+        return st;
+    net_apply_threads(net);
+    const float *z = net->scratch[net->n_layers - 1].z;
+    for (size_t first = 0; first < count; first += chunk) {
+        size_t m = count - first < chunk ? count - first : chunk;
+        net_forward(net, x + first * net->input_width, m);
+        emit(net, z, first, m, user);
+    }
+    return HTNN_OK;
+}
+
+static void copy_logits(htnn_net *net, const float *z, size_t first, size_t m, void *user)
+{
+    size_t out = htnn_net_output_width(net);
+    memcpy((float *)user + first * out, z, m * out * sizeof *z);
+}
+
+static void store_classes(htnn_net *net, const float *z, size_t first, size_t m, void *user)
+{
+    size_t out = htnn_net_output_width(net);
+    for (size_t i = 0; i < m; i++)
+        ((int32_t *)user)[first + i] = output_class(net, z + i * out);
+}
+
+typedef struct score_sums {
+    const int32_t *labels;
+    double loss;
+    size_t correct;
+} score_sums;
+
+static void add_scores(htnn_net *net, const float *z, size_t first, size_t m, void *user)
+{
+    score_sums *sums = user;
+    size_t right;
+    (void)z;
+    sums->loss += output_score(net, sums->labels + first, m, 0, &right);
+    sums->correct += right;
+}
+
 static htnn_status check_predict(htnn_net *net, const float *x, size_t count, const void *out,
                                  const char *what)
 {
@@ -95,58 +145,28 @@ htnn_status htnn_net_predict_logits(htnn_net *net, const float *x, size_t count,
                                     float *logits)
 {
     htnn_status st = check_predict(net, x, count, logits, "htnn_net_predict_logits");
-    size_t chunk, out = htnn_net_output_width(net);
-    if (st != HTNN_OK || (st = reserve_chunk(net, count, &chunk)) != HTNN_OK)
-        return st;
-    net_apply_threads(net);
-    const float *z = net->scratch[net->n_layers - 1].z;
-    for (size_t first = 0; first < count; first += chunk) {
-        size_t m = count - first < chunk ? count - first : chunk;
-        net_forward(net, x + first * net->input_width, m);
-        for (size_t i = 0; i < m * out; i++)
-            logits[first * out + i] = z[i];
-    }
-    return HTNN_OK;
+    return st != HTNN_OK ? st : forward_chunks(net, x, count, copy_logits, logits);
 }
 
 htnn_status htnn_net_predict(htnn_net *net, const float *x, size_t count, int32_t *classes)
 {
     htnn_status st = check_predict(net, x, count, classes, "htnn_net_predict");
-    size_t chunk, out = htnn_net_output_width(net);
-    if (st != HTNN_OK || (st = reserve_chunk(net, count, &chunk)) != HTNN_OK)
-        return st;
-    net_apply_threads(net);
-    const float *z = net->scratch[net->n_layers - 1].z;
-    for (size_t first = 0; first < count; first += chunk) {
-        size_t m = count - first < chunk ? count - first : chunk;
-        net_forward(net, x + first * net->input_width, m);
-        for (size_t i = 0; i < m; i++)
-            classes[first + i] = output_class(net, z + i * out);
-    }
-    return HTNN_OK;
+    return st != HTNN_OK ? st : forward_chunks(net, x, count, store_classes, classes);
 }
 
 htnn_status htnn_net_evaluate(htnn_net *net, const float *x, const int32_t *labels,
                               size_t count, double *loss, double *accuracy)
 {
     htnn_status st;
-    size_t chunk, correct = 0;
-    double total = 0.0;
+    score_sums sums = {labels, 0.0, 0};
     if (net == NULL || labels == NULL)
         return error_set(HTNN_EINVAL, "htnn_net_evaluate: net or labels is NULL");
     if ((st = net_check_batch(net, x, labels, count)) != HTNN_OK ||
-        (st = reserve_chunk(net, count, &chunk)) != HTNN_OK)
+        (st = forward_chunks(net, x, count, add_scores, &sums)) != HTNN_OK)
         return st;
-    net_apply_threads(net);
-    for (size_t first = 0; first < count; first += chunk) {
-        size_t m = count - first < chunk ? count - first : chunk, right;
-        net_forward(net, x + first * net->input_width, m);
-        total += output_score(net, labels + first, m, 0, &right);
-        correct += right;
-    }
     if (loss)
-        *loss = total / (double)count;
+        *loss = sums.loss / (double)count;
     if (accuracy)
-        *accuracy = (double)correct / (double)count;
+        *accuracy = (double)sums.correct / (double)count;
     return HTNN_OK;
 }

@@ -4,7 +4,8 @@
 # Usage: bash tools/setup.sh [extra meson options...]
 set -euo pipefail
 packages=(meson ninja-build pkg-config gcc libopenblas-dev libcmocka-dev zlib1g-dev
-          dataset-fashion-mnist python3 clang binutils)
+          libglpk-dev dataset-fashion-mnist python3 python3-numpy python3-pytest
+          python3-matplotlib clang binutils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
