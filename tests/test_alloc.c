@@ -13,6 +13,20 @@
 
 #include <htnn/htnn.h>
 
+/* AddressSanitizer owns malloc: the counting hooks are left out there and
+ * the tests skip (the plain builds run them). */
+#if defined(__SANITIZE_ADDRESS__)
+#define HOOKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HOOKS 0
+#endif
+#endif
+#ifndef HOOKS
+#define HOOKS 1
+#endif
+
+#if HOOKS
 void *__libc_malloc(size_t n);
 void *__libc_calloc(size_t n, size_t size);
 void *__libc_realloc(void *p, size_t n);
@@ -40,6 +54,9 @@ void *realloc(void *p, size_t n)
     allocations++;
     return __libc_realloc(p, n);
 }
+#else
+static size_t allocations;
+#endif
 
 typedef struct window {
     size_t at_first, at_last;
@@ -82,6 +99,8 @@ static htnn_net *make_net(void)
 static void test_fit_allocates_nothing_per_batch(void **state)
 {
     (void)state;
+    if (!HOOKS)
+        skip();
     static float x[N * W];
     static int32_t y[N];
     make_data(x, y);
@@ -107,6 +126,8 @@ static void test_fit_allocates_nothing_per_batch(void **state)
 static void test_train_batch_allocates_once(void **state)
 {
     (void)state;
+    if (!HOOKS)
+        skip();
     static float x[N * W];
     static int32_t y[N];
     make_data(x, y);
