@@ -2,6 +2,9 @@
  * and the atomic file writer.  Written only against the public net/layer
  * API, so it never depends on how a net is laid out in memory.
  * SPDX-License-Identifier: MIT */
+/* realpath() is X/Open, not plain POSIX.1-2008. */
+#define _XOPEN_SOURCE 700
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,6 +29,9 @@ _Static_assert(sizeof(float) == sizeof(uint32_t), "float must be IEEE-754 binary
 #define CRC_BYTES 4
 #define SECTION_END 0u
 #define SECTION_REQUIRED 0x80000000u
+/* Required section: one u32 htnn_binary_weights per layer (file-format.md);
+ * written only when some layer has binary weights. */
+#define SECTION_BINARY_WEIGHTS 0x80000001u
 #define MAX_QRELU_BITS 8
 #define TEMP_SUFFIX ".tmp.XXXXXX"
 #define NEW_FILE_MODE 0644
@@ -182,11 +188,27 @@ static htnn_status layer_info_at(const htnn_net *net, size_t index,
     return HTNN_OK;
 }
 
+/* 1 if some layer has binary weights (the net then needs the
+ * SECTION_BINARY_WEIGHTS section). */
+static int has_binary_layers(const htnn_net *net)
+{
+    size_t n = htnn_net_layer_count(net);
+    for (size_t i = 0; i < n; i++) {
+        htnn_layer_info info;
+        if (layer_info_at(net, i, &info) == HTNN_OK && info.binary_weights != 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Total bytes of the serialised net, checked against MODEL_MAX_BYTES. */
 static htnn_status model_bytes(const htnn_net *net, size_t *total)
 {
     uint64_t sum = HEADER_BYTES + RECORD_HEAD_BYTES + CRC_BYTES; /* + END */
     size_t n = htnn_net_layer_count(net);
+    if (has_binary_layers(net) &&
+        !add_bytes(&sum, RECORD_HEAD_BYTES + 4 * (uint64_t)n))
+        return error_set(HTNN_ELIMIT, "save: too many layers");
     for (size_t i = 0; i < n; i++) {
         htnn_layer_info info;
         uint64_t wb, bb;
@@ -269,6 +291,17 @@ static htnn_status write_model(const htnn_net *net, unsigned char *buf, size_t s
         st = write_dense(&w, net, i);
     if (st != HTNN_OK)
         return st;
+    if (has_binary_layers(net)) {
+        put_u32(&w, SECTION_BINARY_WEIGHTS);
+        put_u64(&w, 4 * (uint64_t)n);
+        for (size_t i = 0; i < n && st == HTNN_OK; i++) {
+            htnn_layer_info info;
+            st = layer_info_at(net, i, &info);
+            put_u32(&w, (uint32_t)info.binary_weights);
+        }
+        if (st != HTNN_OK)
+            return st;
+    }
     put_u32(&w, SECTION_END);
     put_u64(&w, 0);
     put_u32(&w, crc32_ieee(buf, w.pos));
@@ -386,17 +419,45 @@ static htnn_status save_atomically(const char *path, const void *data, size_t si
     return st;
 }
 
+/* The file a save replaces: `path` itself, or the file a symbolic link
+ * points to (so the link survives).  *target is malloc'd.  Anything but a
+ * regular file (a device, a FIFO, a directory) is refused: the rename would
+ * replace it, and as root that could be /dev/null. */
+static htnn_status save_target(const char *path, char **target)
+{
+    struct stat sb;
+    *target = NULL;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? HTNN_OK : io_error(path, "cannot inspect", "", errno);
+    if (S_ISLNK(sb.st_mode)) {
+        if ((*target = realpath(path, NULL)) == NULL)
+            return io_error(path, "cannot resolve the link", "", errno);
+        if (stat(*target, &sb) != 0)
+            sb.st_mode = S_IFREG; /* a dangling link: its target will be created */
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        free(*target);
+        *target = NULL;
+        return error_set(HTNN_EIO, "%s: not a regular file; refusing to replace it", path);
+    }
+    return HTNN_OK;
+}
+
 htnn_status htnn_net_save(const htnn_net *net, const char *path)
 {
     if (net == NULL || path == NULL || path[0] == '\0')
         return error_set(HTNN_EINVAL, "htnn_net_save: net or path is NULL or empty");
-    void *data = NULL;
-    size_t size = 0;
-    htnn_status st = htnn_net_save_buffer(net, &data, &size);
+    char *target;
+    htnn_status st = save_target(path, &target);
     if (st != HTNN_OK)
         return st;
-    st = save_atomically(path, data, size);
+    void *data = NULL;
+    size_t size = 0;
+    st = htnn_net_save_buffer(net, &data, &size);
+    if (st == HTNN_OK)
+        st = save_atomically(target ? target : path, data, size);
     free(data);
+    free(target);
     return st;
 }
 
@@ -447,6 +508,7 @@ static int cur_skip(cursor *c, uint64_t n)
 typedef struct model_header {
     uint32_t output, targets_after_update;
     uint64_t seed, input_width, layer_count;
+    size_t binary_at;  /* offset of the binary-weights section payload, 0 if none */
 } model_header;
 
 /* One layer record; the dense fields are read only for kind DENSE. */
@@ -541,10 +603,13 @@ static htnn_status read_layer(cursor *c, const char *name, size_t index,
 }
 
 /* Walks the sections up to END; *required gets the first section tag this
- * reader must understand but does not (0 if none). */
-static htnn_status read_sections(cursor *c, const char *name, uint32_t *required)
+ * reader must understand but does not (0 if none).  The binary-weights
+ * section is located (h->binary_at) and its length checked. */
+static htnn_status read_sections(cursor *c, const char *name, model_header *h,
+                                 uint32_t *required)
 {
     *required = 0;
+    h->binary_at = 0;
     for (size_t i = 0;; i++) {
         uint32_t tag;
         uint64_t length;
@@ -554,6 +619,18 @@ static htnn_status read_sections(cursor *c, const char *name, uint32_t *required
             return length == 0 ? HTNN_OK
                                : error_set(HTNN_EFORMAT, "%s: END section has length %"
                                            PRIu64 ", not 0", name, length);
+        if (tag == SECTION_BINARY_WEIGHTS) {
+            if (h->binary_at != 0)
+                return error_set(HTNN_EFORMAT, "%s: two binary-weights sections", name);
+            if (length != 4 * h->layer_count)
+                return error_set(HTNN_EFORMAT, "%s: binary-weights section has %" PRIu64
+                                 " bytes, not 4 per layer (%" PRIu64 ")", name, length,
+                                 4 * h->layer_count);
+            if (!cur_skip(c, length))
+                return truncated(name, "the binary-weights section");
+            h->binary_at = c->pos - (size_t)length;
+            continue;
+        }
         if (!cur_skip(c, length))
             return error_set(HTNN_EFORMAT, "%s: truncated in section %zu (tag 0x%08" PRIx32
                              ", %" PRIu64 " bytes, %zu left)", name, i, tag, length,
@@ -592,7 +669,7 @@ static htnn_status check_structure(const unsigned char *data, size_t size,
     for (uint64_t i = 0; st == HTNN_OK && i < h->layer_count; i++)
         st = read_layer(&c, name, (size_t)i, &r);
     if (st == HTNN_OK)
-        st = read_sections(&c, name, &required);
+        st = read_sections(&c, name, h, &required);
     if (st == HTNN_OK)
         st = read_checksum(&c, name);
     if (st == HTNN_OK && required != 0)
@@ -697,10 +774,15 @@ static htnn_status set_params(htnn_layer *layer, const unsigned char *src, size_
 }
 
 static htnn_status add_dense(htnn_net *net, const unsigned char *data,
-                             const layer_record *r, const char *name, size_t index)
+                             const layer_record *r, const char *name, size_t index,
+                             uint32_t binary)
 {
     htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
     htnn_layer *layer;
+    if (binary > HTNN_BINARY_SIGN)
+        return error_set(HTNN_EFORMAT, "%s: layer %zu: unknown binary-weights mode %"
+                         PRIu32, name, index, binary);
+    d.binary_weights = (int)binary;
     d.units = (size_t)r->out_width;
     d.activation = (int)r->activation;
     d.qrelu_bits = (int)(int32_t)r->qrelu_bits; /* two's complement i32 */
@@ -751,7 +833,8 @@ static htnn_status build_net(const unsigned char *data, size_t size, const char 
         if (st == HTNN_OK)
             st = check_layer(&r, name, i, width);
         if (st == HTNN_OK)
-            st = add_dense(net, data, &r, name, i);
+            st = add_dense(net, data, &r, name, i,
+                           h->binary_at ? load_u32(data + h->binary_at + 4 * i) : 0);
         if (st == HTNN_OK)
             width = r.out_width;
     }

@@ -564,8 +564,8 @@ static void test_save_parent_is_a_file(void **state)
     free(path);
 }
 
-/* The target is a directory: the temporary file is written, the rename
- * fails, the temporary file is removed and the directory is untouched. */
+/* The target is a directory: refused before any temporary file is
+ * written, and the directory is untouched. */
 static void test_save_rename_fails(void **state)
 {
     const char *dir = *state;
@@ -576,7 +576,7 @@ static void test_save_rename_fails(void **state)
     write_all(inside, "keep", 4);
     htnn_clear_error();
     assert_int_equal(htnn_net_save(net, target), HTNN_EIO);
-    assert_non_null(strstr(htnn_last_error(), "rename"));
+    assert_non_null(strstr(htnn_last_error(), "not a regular file"));
     assert_int_equal(count_entries(dir), 1);
     assert_int_equal(count_entries(target), 1);
     assert_file_bytes(inside, "keep", 4);
@@ -587,6 +587,48 @@ static void test_save_rename_fails(void **state)
 
 /* Writing the temporary file fails part-way (file size limit; works as
  * root): the old model stays intact and no temporary file is left. */
+/* A FIFO (like a device) is never replaced by the rename. */
+static void test_save_refuses_special_files(void **state)
+{
+    const char *dir = *state;
+    char *fifo = path_in(dir, "pipe");
+    htnn_net *net = make_net_a();
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_equal(htnn_net_save(net, fifo), HTNN_EIO);
+    assert_non_null(strstr(htnn_last_error(), "not a regular file"));
+    struct stat sb;
+    assert_int_equal(lstat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    assert_int_equal(count_entries(dir), 1);
+    unlink(fifo);
+    htnn_net_free(net);
+    free(fifo);
+}
+
+/* Saving through a symbolic link replaces the file it points to and keeps
+ * the link. */
+static void test_save_through_symlink(void **state)
+{
+    const char *dir = *state;
+    char *real = path_in(dir, "real.htnn"), *link = path_in(dir, "link.htnn");
+    htnn_net *net = make_net_a(), *back = NULL;
+    write_all(real, "old", 3);
+    assert_int_equal(symlink(real, link), 0);
+    assert_int_equal(htnn_net_save(net, link), HTNN_OK);
+    struct stat sb;
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+    assert_int_equal(htnn_net_load(real, &back), HTNN_OK);
+    assert_int_equal(htnn_net_layer_count(back), htnn_net_layer_count(net));
+    assert_int_equal(count_entries(dir), 2);
+    unlink(link);
+    unlink(real);
+    htnn_net_free(net);
+    htnn_net_free(back);
+    free(real);
+    free(link);
+}
+
 static void test_save_write_fails_keeps_old(void **state)
 {
     const char *dir = *state;
@@ -1001,6 +1043,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_save_parent_is_a_file, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_save_rename_fails, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_save_refuses_special_files, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_save_through_symlink, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_save_write_fails_keeps_old, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_load_file_errors, setup_dir, teardown_dir),
