@@ -20,12 +20,68 @@ void dense_init(htnn_layer *layer, rng *r)
         layer->b[j] = (2.0f * rng_uniform(r) - 1.0f) * bound;
 }
 
+void dense_binary_scales(int mode, const float *w, size_t in, size_t out,
+                         float *alpha)
+{
+    for (size_t j = 0; j < out; j++) {
+        if (mode != HTNN_BINARY_SCALED) {
+            alpha[j] = 1.0f;
+            continue;
+        }
+        const float *row = w + j * in;
+        float sum = 0.0f;
+        for (size_t i = 0; i < in; i++)
+            sum += fabsf(row[i]);
+        alpha[j] = sum / (float)in;
+    }
+}
+
+void dense_binarize(htnn_layer *layer)
+{
+    if (!layer->binary_weights)
+        return;
+    size_t in = layer->in, out = layer->out;
+    dense_binary_scales(layer->binary_weights, layer->w, in, out, layer->alpha);
+    for (size_t j = 0; j < out; j++) {
+        const float *w = layer->w + j * in;
+        float *s = layer->wsign + j * in, *q = layer->wq + j * in, a = layer->alpha[j];
+        for (size_t i = 0; i < in; i++) {
+            s[i] = w[i] > 0.0f ? 1.0f : -1.0f;
+            q[i] = w[i] > 0.0f ? a : -a;
+        }
+    }
+}
+
+void dense_clip_latent(htnn_layer *layer)
+{
+    size_t n = layer->in * layer->out;
+    float *w = layer->w;
+    if (!layer->binary_weights)
+        return;
+    for (size_t i = 0; i < n; i++)
+        w[i] = w[i] > 1.0f ? 1.0f : (w[i] < -1.0f ? -1.0f : w[i]);
+}
+
+/* z[i][j] *= alpha[j]. */
+HTNN_CLONES
+static void scale_columns(float *z, const float *alpha, size_t m, size_t n)
+{
+    for (size_t i = 0; i < m; i++) {
+        float *row = z + i * n;
+        for (size_t j = 0; j < n; j++)
+            row[j] *= alpha[j];
+    }
+}
+
 void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,
                    float *h)
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m,
                 (int)layer->out, (int)layer->in, 1.0f, x, (int)layer->in,
-                layer->w, (int)layer->in, 0.0f, z, (int)layer->out);
+                layer->binary_weights ? layer->wsign : layer->w, (int)layer->in,
+                0.0f, z, (int)layer->out);
+    if (layer->binary_weights == HTNN_BINARY_SCALED)
+        scale_columns(z, layer->alpha, m, layer->out);
     activation_forward(layer->activation, layer->qrelu_bits, z,
                        layer->has_bias ? layer->b : NULL, h, m, layer->out);
 }
@@ -59,5 +115,5 @@ void dense_input_grad(const htnn_layer *layer, const float *dz, size_t m,
 {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m,
                 (int)layer->in, (int)layer->out, 1.0f, dz, (int)layer->out,
-                layer->w, (int)layer->in, 0.0f, g, (int)layer->in);
+                layer_weights(layer), (int)layer->in, 0.0f, g, (int)layer->in);
 }

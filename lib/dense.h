@@ -8,7 +8,22 @@
 /* Draws W, then b, from U(-1/sqrt(in), 1/sqrt(in)). */
 void dense_init(htnn_layer *layer, rng *r);
 
-/* Z = X W^T + b and H = g(Z) for m rows of input x (m x in). */
+/* Per-unit scales of binary weights: alpha[j] = mean |w[j][:]| (summed in
+ * index order in float) for HTNN_BINARY_SCALED, 1 for HTNN_BINARY_SIGN.
+ * Shared with the packed engine, which must reproduce them bit for bit. */
+void dense_binary_scales(int mode, const float *w, size_t in, size_t out,
+                         float *alpha);
+
+/* Refreshes wsign, wq and alpha of a binary-weight layer from w (a no-op
+ * for float weights). */
+void dense_binarize(htnn_layer *layer);
+
+/* Clips the latent weights of a binary-weight layer to [-1, 1]. */
+void dense_clip_latent(htnn_layer *layer);
+
+/* Z = X W^T + b and H = g(Z) for m rows of input x (m x in).  With binary
+ * weights Z = (X sign(W)^T) * alpha + b: the sgemm runs on +-1 weights, so
+ * with +-1 inputs its sums are exact integers. */
 void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,
                    float *h);
 
@@ -17,7 +32,7 @@ void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,
 void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
                        size_t m);
 
-/* G = dZ W (m x in): the gradient of the layer's loss w.r.t. its input. */
+/* G = dZ W (m x in; W is the effective sign(W) * alpha for binary weights): the gradient of the layer's loss w.r.t. its input. */
 void dense_input_grad(const htnn_layer *layer, const float *dz, size_t m,
                       float *g);
 

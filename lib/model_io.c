@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "htnn/net.h"
+#include "model_io_internal.h"
 
 _Static_assert(sizeof(float) == sizeof(uint32_t), "float must be IEEE-754 binary32");
 
@@ -947,4 +948,20 @@ htnn_status htnn_net_load(const char *path, htnn_net **out)
     st = load_named(data, size, path, out);
     free(data);
     return st;
+}
+
+/* ------------------------------------------------------------------------
+ * Shared with the packed model files (packed_io.c).
+ */
+
+uint32_t model_crc32(const unsigned char *p, size_t n) { return crc32_ieee(p, n); }
+
+htnn_status model_write_file(const char *path, const void *data, size_t size)
+{
+    return save_atomically(path, data, size);
+}
+
+htnn_status model_read_file(const char *path, unsigned char **data, size_t *size)
+{
+    return read_file(path, data, size);
 }

@@ -85,14 +85,16 @@ void htnn_net_free(htnn_net *net)
     free(net);
 }
 
-/* One allocation holds w, b, gw, gb of a layer. */
-static htnn_layer *layer_alloc(size_t in, size_t out)
+/* One allocation holds w, b, gw, gb of a layer, and for binary weights
+ * wsign, wq and alpha. */
+static htnn_layer *layer_alloc(size_t in, size_t out, int binary)
 {
     htnn_layer *layer = calloc(1, sizeof *layer);
     if (layer == NULL)
         return NULL;
     size_t nw = in * out;
-    layer->w = malloc((2 * nw + 2 * out) * sizeof(float));
+    size_t extra = binary ? 2 * nw + out : 0;
+    layer->w = malloc((2 * nw + 2 * out + extra) * sizeof(float));
     if (layer->w == NULL) {
         free(layer);
         return NULL;
@@ -102,6 +104,13 @@ static htnn_layer *layer_alloc(size_t in, size_t out)
     layer->gb = layer->b + out;
     memset(layer->gw, 0, nw * sizeof(float));
     memset(layer->b, 0, 2 * out * sizeof(float));
+    if (binary) {
+        layer->wsign = layer->gb + out;
+        layer->wq = layer->wsign + nw;
+        layer->alpha = layer->wq + nw;
+        memset(layer->wsign, 0, extra * sizeof(float));
+    }
+    layer->binary_weights = binary;
     layer->in = in;
     layer->out = out;
     return layer;
@@ -114,7 +123,7 @@ static htnn_status check_dense_options(const htnn_net *net, const htnn_dense_opt
     if (o->units == 0 || o->units > MAX_WIDTH)
         return error_set(HTNN_EINVAL, "layer %zu: units %zu not in 1..%zu", d, o->units,
                          MAX_WIDTH);
-    if (in > SIZE_MAX / sizeof(float) / 4 / o->units || in * o->units > (size_t)INT_MAX)
+    if (in > SIZE_MAX / sizeof(float) / 8 / o->units || in * o->units > (size_t)INT_MAX)
         return error_set(HTNN_EINVAL, "layer %zu: %zu x %zu weights are too many", d, in,
                          o->units);
     if (!activation_valid(o->activation, o->qrelu_bits))
@@ -125,6 +134,9 @@ static htnn_status check_dense_options(const htnn_net *net, const htnn_dense_opt
     if ((o->weight_targets != 0 && o->weight_targets != 1) ||
         (o->bias != 0 && o->bias != 1))
         return error_set(HTNN_EINVAL, "layer %zu: weight_targets and bias must be 0 or 1", d);
+    if (o->binary_weights < HTNN_BINARY_NONE || o->binary_weights > HTNN_BINARY_SIGN)
+        return error_set(HTNN_EINVAL, "layer %zu: binary_weights %d is not 0 (float), 1 "
+                         "(scaled sign) or 2 (sign)", d, o->binary_weights);
     return HTNN_OK;
 }
 
@@ -158,7 +170,7 @@ htnn_status htnn_net_add_dense(htnn_net *net, const htnn_dense_options *opts,
     if ((st = options_read(&o, sizeof o, opts, "dense options")) != HTNN_OK ||
         (st = check_dense_options(net, &o)) != HTNN_OK)
         return st;
-    htnn_layer *layer = layer_alloc(htnn_net_output_width(net), o.units);
+    htnn_layer *layer = layer_alloc(htnn_net_output_width(net), o.units, o.binary_weights);
     if (layer == NULL)
         return error_set(HTNN_ENOMEM, "layer %zu: out of memory for %zu x %zu weights",
                          net->n_layers, htnn_net_output_width(net), o.units);
@@ -169,6 +181,7 @@ htnn_status htnn_net_add_dense(htnn_net *net, const htnn_dense_options *opts,
     layer->weight_targets = o.weight_targets;
     layer->has_bias = o.bias;
     dense_init(layer, &net->rng);
+    dense_binarize(layer);
     if ((st = append_layer(net, layer)) != HTNN_OK) {
         layer_free(layer);
         return st;
@@ -180,14 +193,17 @@ htnn_status htnn_net_add_dense(htnn_net *net, const htnn_dense_options *opts,
 
 static htnn_layer *layer_copy(const htnn_layer *src)
 {
-    htnn_layer *layer = layer_alloc(src->in, src->out);
+    htnn_layer *layer = layer_alloc(src->in, src->out, src->binary_weights);
     if (layer == NULL)
         return NULL;
     float *w = layer->w, *gw = layer->gw, *b = layer->b, *gb = layer->gb;
+    float *ws = layer->wsign, *wq = layer->wq, *alpha = layer->alpha;
     *layer = *src;
     layer->w = w, layer->gw = gw, layer->b = b, layer->gb = gb;
+    layer->wsign = ws, layer->wq = wq, layer->alpha = alpha;
     memcpy(w, src->w, src->in * src->out * sizeof *w);
     memcpy(b, src->b, src->out * sizeof *b);
+    dense_binarize(layer);
     return layer;
 }
 
@@ -292,7 +308,8 @@ htnn_status htnn_layer_get_info(const htnn_layer *layer, htnn_layer_info *out)
         return error_set(HTNN_EINVAL, "htnn_layer_get_info: bad struct_size %zu", theirs);
     htnn_layer_info info = {sizeof info, layer->kind, layer->index, layer->in, layer->out,
                             layer->activation, layer->qrelu_bits, layer->loss,
-                            layer->weight_targets, layer->has_bias, layer->in * layer->out};
+                            layer->weight_targets, layer->has_bias, layer->in * layer->out,
+                            layer->binary_weights};
     memcpy((char *)out + sizeof(size_t), (char *)&info + sizeof(size_t),
            theirs - sizeof(size_t));
     return HTNN_OK;
@@ -337,6 +354,7 @@ htnn_status htnn_layer_set_weights(htnn_layer *layer, const float *src, size_t c
         return error_set(HTNN_ENUMERIC, "htnn_layer_set_weights: layer %zu: NaN or "
                          "infinite weight", layer->index);
     memcpy(layer->w, src, count * sizeof *src);
+    dense_binarize(layer);
     return HTNN_OK;
 }
 
@@ -419,6 +437,7 @@ void net_forward(htnn_net *net, const float *x, size_t m)
     const float *in = x;
     for (size_t i = 0; i < net->n_layers; i++) {
         layer_scratch *s = &net->scratch[i];
+        dense_binarize(net->layers[i]); /* once per batch; no-op for float weights */
         dense_forward(net->layers[i], in, m, s->z, s->h);
         in = s->h;
     }

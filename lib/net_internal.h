@@ -18,7 +18,19 @@ struct htnn_layer {
     float *w;          /* out x in, row-major */
     float *b;          /* out (zeros when has_bias == 0) */
     float *gw, *gb;    /* gradients of the last batch, same shapes */
+    /* binary weights (htnn_binary_weights), allocated with the layer and
+     * refreshed from w by dense_binarize once per batch: */
+    int binary_weights;
+    float *wsign;      /* sign(w) as +-1 (out x in); used by the forward sgemm */
+    float *wq;         /* sign(w) * alpha: the effective weights (input gradient) */
+    float *alpha;      /* per-unit scale (out) */
 };
+
+/* The weights the layer computes with: w, or wq for binary weights. */
+static inline const float *layer_weights(const htnn_layer *layer)
+{
+    return layer->binary_weights ? layer->wq : layer->w;
+}
 
 /* Per-layer batch buffers, each rows x out of the layer, carved from one
  * allocation sized once for `rows` examples. */

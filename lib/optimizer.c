@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dense.h"
 #include "error.h"
 #include "optimizer_internal.h"
 #include "options.h"
@@ -215,4 +216,10 @@ void optimizer_update_layer(htnn_optimizer *opt, htnn_layer *layer)
     update_array(opt, layer->w, layer->gw, state, nw, total, opt->o.weight_decay);
     if (layer->has_bias)
         update_array(opt, layer->b, layer->gb, state + nw, nb, total, 0.0f);
+    if (layer->binary_weights) {
+        /* straight-through: the step went to the latent weights; keep them in
+         * [-1, 1] and refresh the binarised copy for the input gradient */
+        dense_clip_latent(layer);
+        dense_binarize(layer);
+    }
 }

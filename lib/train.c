@@ -23,7 +23,7 @@ static htnn_layer_view make_view(const htnn_net *net, size_t d, size_t m)
     const htnn_layer *layer = net->layers[d], *below = net->layers[d - 1];
     const layer_scratch *s = &net->scratch[d], *sb = &net->scratch[d - 1];
     htnn_layer_view v = {sizeof v, d, m, layer->in, layer->out, sb->h, sb->z, s->z,
-                         layer->w, layer->b, s->t, s->tw, s->dz, net->grad_input,
+                         layer_weights(layer), layer->b, s->t, s->tw, s->dz, net->grad_input,
                          layer->activation, layer->loss, below->activation,
                          below->qrelu_bits};
     return v;

@@ -63,6 +63,18 @@ static const char train_help[] =
     "  --seed N                 RNG seed for weights and shuffling (default 1)\n"
     "  --threads N              BLAS/kernel threads (default 1; 0 = BLAS's)\n"
     "  --no-shuffle             keep the data order in every epoch\n"
+    "  --heuristic loss|hill|exhaustive   target heuristic (default loss)\n"
+    "  --hill-sweeps N          hill climbing: sweeps per example (default 16)\n"
+    "  --hill-flips N           hill climbing: flips per sweep (default 1)\n"
+    "  --reach-cost X           hill/exhaustive: cost of moving a target away\n"
+    "                           from the unit's output, per unit of margin\n"
+    "  --max-width N            exhaustive: widest layer searched (default 16)\n"
+    "  --ftprop                 full-batch FTPROP (small data): search feasible\n"
+    "                           targets instead of training mini-batches; needs\n"
+    "                           sign/step hidden units (default heuristic:\n"
+    "                           exhaustive, reach cost 0.3)\n"
+    "  --restarts N             --ftprop: weight re-draws after a failed\n"
+    "                           search (default 100)\n"
     "\n"
     "Output:\n"
     "  --out FILE               where to save the model (required)\n"
@@ -94,6 +106,12 @@ typedef struct train_opts {
     uint64_t seed;
     int threads;
     int shuffle;
+    int heuristic;      /* 0 loss, 1 hill, 2 exhaustive, -1 not given */
+    htnn_hill_options hill;
+    htnn_exhaustive_options exhaustive;
+    float reach_cost;   /* < 0: not given */
+    int ftprop;
+    size_t restarts;
     int json;
     int quiet;
     const char *out;
@@ -128,6 +146,47 @@ static void train_opts_init(train_opts *o)
     o->seed = 1;
     o->threads = 1;
     o->shuffle = 1;
+    o->heuristic = -1;
+    {
+        const htnn_hill_options hill = HTNN_HILL_OPTIONS_INIT;
+        const htnn_exhaustive_options ex = HTNN_EXHAUSTIVE_OPTIONS_INIT;
+        o->hill = hill;
+        o->exhaustive = ex;
+    }
+    o->reach_cost = -1.0f;
+    o->restarts = 100;
+}
+
+static int flag_into(cli_parser *p, int *dst, int value);
+
+static const cli_choice heuristics[] = {
+    {"loss", 0}, {"hill", 1}, {"exhaustive", 2}, {NULL, 0}};
+
+static int heuristic_option(cli_parser *p, train_opts *o)
+{
+    double v;
+    int rc;
+    if (cli_is(p, "--heuristic"))
+        return cli_choice_value(p, heuristics, &o->heuristic);
+    if (cli_is(p, "--hill-sweeps"))
+        return cli_size_value(p, 1, 1000000, &o->hill.max_sweeps);
+    if (cli_is(p, "--hill-flips"))
+        return cli_size_value(p, 1, 1000000, &o->hill.flips_per_sweep);
+    if (cli_is(p, "--max-width"))
+        return cli_size_value(p, 1, 30, &o->exhaustive.max_width);
+    if (cli_is(p, "--restarts"))
+        return cli_size_value(p, 0, 1000000000, &o->restarts);
+    if (cli_is(p, "--ftprop"))
+        return flag_into(p, &o->ftprop, 1);
+    if (cli_is(p, "--reach-cost")) {
+        if ((rc = cli_double_value(p, &v)) != CLI_OK)
+            return rc;
+        if (v < 0.0 || v > 1e6)
+            return cli_bad_value(p, "a number in [0, 1e6]");
+        o->reach_cost = (float)v;
+        return CLI_OK;
+    }
+    return CLI_NOT_MINE;
 }
 
 /* --layers 512,512 | none */
@@ -300,6 +359,8 @@ static int parse_train(int argc, char **argv, train_opts *o)
         if (rc == CLI_NOT_MINE)
             rc = run_option(&p, o);
         if (rc == CLI_NOT_MINE)
+            rc = heuristic_option(&p, o);
+        if (rc == CLI_NOT_MINE)
             return cli_unknown(&p);
         if (rc != CLI_OK)
             return rc;
@@ -457,6 +518,67 @@ static int make_optimizer(const train_opts *o, htnn_optimizer **out)
     return CLI_OK;
 }
 
+/* The heuristic of --heuristic (NULL: the library's default). */
+static int make_heuristic(const train_opts *o, htnn_heuristic **out)
+{
+    htnn_hill_options hill = o->hill;
+    htnn_exhaustive_options ex = o->exhaustive;
+    htnn_status st = HTNN_OK;
+    *out = NULL;
+    if (o->reach_cost >= 0.0f)
+        hill.reach_cost = ex.reach_cost = o->reach_cost;
+    else if (o->ftprop)
+        hill.reach_cost = ex.reach_cost = 0.3f;
+    if (o->heuristic == 0)
+        st = htnn_heuristic_create_loss(out);
+    else if (o->heuristic == 1)
+        st = htnn_heuristic_create_hill(&hill, out);
+    else if (o->heuristic == 2 || o->ftprop)
+        st = htnn_heuristic_create_exhaustive(&ex, out);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "cannot create the heuristic");
+    return CLI_OK;
+}
+
+/* --ftprop: one full-batch search over the training data. */
+static int run_ftprop(const train_opts *o, htnn_net *net, train_data *td,
+                      htnn_fit_result *res)
+{
+    htnn_ftprop_options fo = HTNN_FTPROP_OPTIONS_INIT;
+    htnn_ftprop_result fr = HTNN_FTPROP_RESULT_INIT;
+    htnn_heuristic *h = NULL;
+    int rc = make_heuristic(o, &h);
+    if (rc != CLI_OK)
+        return rc;
+    fo.restarts = o->restarts;
+    htnn_status st = htnn_net_ftprop(net, h, htnn_data_features(td->train),
+                                     htnn_data_labels(td->train),
+                                     htnn_data_count(td->train), &fo, &fr);
+    htnn_heuristic_free(h);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "full-batch FTPROP failed");
+    res->epochs_run = 1;
+    res->batches_run = 1;
+    res->accuracy = fr.accuracy;
+    res->loss = NAN;
+    if (!o->quiet) {
+        fprintf(stderr, "ftprop: %s after %zu heuristic calls, %zu unit fits, %zu "
+                "restarts, %.3g s; training accuracy %.2f%%\n",
+                fr.feasible ? "feasible targets found" : "no feasible targets found",
+                fr.heuristic_calls, fr.solver_calls, fr.restarts, fr.seconds,
+                100.0 * fr.accuracy);
+        fprintf(stderr, "ftprop: layer separability:");
+        for (size_t d = 0; d < htnn_net_layer_count(net) && d < HTNN_FTPROP_MAX_LAYERS; d++)
+            fprintf(stderr, " %s", fr.separability[d] == HTNN_SEPARABILITY_SEPARABLE
+                                       ? "separable"
+                                   : fr.separability[d] == HTNN_SEPARABILITY_NOT_SEPARABLE
+                                       ? "not-separable"
+                                       : "undecided");
+        fputc('\n', stderr);
+    }
+    return CLI_OK;
+}
+
 static int run_fit(const train_opts *o, htnn_net *net, train_data *td,
                    cli_progress *ps, htnn_fit_result *res)
 {
@@ -476,11 +598,17 @@ static int run_fit(const train_opts *o, htnn_net *net, train_data *td,
         fo.val_labels = htnn_data_labels(td->val);
         fo.val_count = htnn_data_count(td->val);
     }
+    htnn_heuristic *h = NULL;
+    if ((rc = make_heuristic(o, &h)) != CLI_OK) {
+        htnn_optimizer_free(opt);
+        return rc;
+    }
     cli_progress_start(ps);
-    st = htnn_net_fit(net, opt, NULL, htnn_data_features(td->train),
+    st = htnn_net_fit(net, opt, h, htnn_data_features(td->train),
                       htnn_data_labels(td->train),
                       htnn_data_count(td->train), &fo, res);
     cli_progress_finish(ps);
+    htnn_heuristic_free(h);
     htnn_optimizer_free(opt);
     if (st != HTNN_OK)
         return cli_lib_error(st, "training failed");
@@ -590,7 +718,8 @@ int cli_train(int argc, char **argv)
     if (rc == CLI_OK) {
         cli_progress_init(&ps, o.quiet, td.val != NULL, o.batch,
                           htnn_data_count(td.train));
-        rc = run_fit(&o, net, &td, &ps, &res);
+        rc = o.ftprop ? run_ftprop(&o, net, &td, &res)
+                      : run_fit(&o, net, &td, &ps, &res);
     }
     if (rc == CLI_OK)
         rc = save_and_report(&o, net, &td, &ps, &res);

@@ -92,6 +92,125 @@ HTNN_API htnn_status htnn_heuristic_create(const htnn_heuristic_ops *ops,
  *  (entries with G == 0 get target 0 and weight 0). */
 HTNN_API htnn_status htnn_heuristic_create_loss(htnn_heuristic **out);
 
+/** How the combinatorial heuristics (hill climbing, exhaustive) weight the
+ *  targets they choose.  Numbers are fixed. */
+typedef enum htnn_search_weighting {
+    /** |change of layer d's loss if the entry were flipped| divided by the
+     *  change of the unit's value (2 for sign units): the finite-difference
+     *  analogue of |G|, so the scale matches the loss-driven heuristic's;
+     *  entries whose flip would not change the loss get weight 0 (default) */
+    HTNN_SEARCH_WEIGHT_FLIP = 0,
+    HTNN_SEARCH_WEIGHT_UNIT = 1,    /**< every target weight 1 */
+    HTNN_SEARCH_WEIGHT_GRADIENT = 2 /**< |G|, as the loss-driven heuristic */
+} htnn_search_weighting;
+
+/** Where hill climbing starts.  Numbers are fixed. */
+typedef enum htnn_hill_start {
+    HTNN_HILL_START_OUTPUTS = 0, /**< the current outputs of layer d-1 (default) */
+    /** the loss-driven targets sign(-G) (the current output where G == 0) */
+    HTNN_HILL_START_LOSS = 1
+} htnn_hill_start;
+
+/** Options of the hill-climbing heuristic; initialise with
+ *  HTNN_HILL_OPTIONS_INIT.
+ *
+ *  The combinatorial heuristics search, per example (row) i, the target row
+ *  T[d-1][i] that minimises layer d's loss with W[d] and b[d] fixed,
+ *      J(row) = L[d](W[d] v(row) + b[d], T[d][i]) + reach_cost * R(row),
+ *  where v(row) is the value each target stands for in the layer below
+ *  (+-1 for sign units, 1 / 0 for step, qrelu and relu units) and
+ *  R(row) = sum over entries differing from the unit's current output of
+ *  |Z[d-1]| (the unit's margin, at 2z - 1 for qrelu): the cost of asking a
+ *  unit to move away from what it produces now.  L[d] is layer d's
+ *  per-layer loss towards T[d] weighted by the target weights, except for a
+ *  softmax output layer (a real-valued layer whose target row is one-hot:
+ *  +1 at the label, -1 elsewhere), which is scored by the softmax
+ *  cross-entropy against the label, weighted by the label entry's weight.
+ *  htnn_layer_view_loss evaluates J.  Flipping entry j of a row changes the
+ *  row's Z[d] by (v(-t) - v(t)) W[d][:, j], O(n[d]) work per candidate.
+ *
+ *  Hill climbing: start from `start`; a sweep evaluates every single flip
+ *  of the row (O(n[d-1] n[d])), then applies up to flips_per_sweep of the
+ *  best, best first, each re-checked and applied only if it still lowers J;
+ *  it stops after max_sweeps sweeps or when no flip lowers J.  J never
+ *  increases, so L[d] of the result is at most that of the start when
+ *  reach_cost is 0 or the start is the current outputs.
+ *
+ *  Memory: the handle keeps scratch (W[d] transposed, one Z[d] per example
+ *  of the batch, a few rows) sized for the largest view it has seen; it
+ *  grows during the first batch of a fit, so later batches allocate
+ *  nothing.  A handle must not be used by two threads at once. */
+typedef struct htnn_hill_options {
+    size_t struct_size;     /**< sizeof(htnn_hill_options) */
+    size_t max_sweeps;      /**< >= 1, default 16 */
+    size_t flips_per_sweep; /**< >= 1, default 1 (steepest descent) */
+    int start;              /**< htnn_hill_start, default outputs */
+    float reach_cost;       /**< >= 0 and finite, default 0 */
+    int weighting;          /**< htnn_search_weighting, default FLIP */
+} htnn_hill_options;
+
+/** Default hill-climbing options: 16 sweeps of 1 flip, from the current
+ *  outputs, no reachability cost, flip-sensitivity weights. */
+#define HTNN_HILL_OPTIONS_INIT                                              \
+    { sizeof(htnn_hill_options), 16, 1, HTNN_HILL_START_OUTPUTS, 0.0f,      \
+      HTNN_SEARCH_WEIGHT_FLIP }
+
+/** The built-in hill-climbing heuristic (name "hill"); opts may be NULL
+ *  for the defaults. */
+HTNN_API htnn_status htnn_heuristic_create_hill(const htnn_hill_options *opts,
+                                                htnn_heuristic **out);
+
+/** Options of the exhaustive heuristic; initialise with
+ *  HTNN_EXHAUSTIVE_OPTIONS_INIT. */
+typedef struct htnn_exhaustive_options {
+    size_t struct_size; /**< sizeof(htnn_exhaustive_options) */
+    /** largest n[d-1] searched, 1..30, default 16: a wider layer fails the
+     *  call with HTNN_ELIMIT (the message names the width and the limit) */
+    size_t max_width;
+    float reach_cost;   /**< >= 0 and finite, default 0 (see htnn_hill_options) */
+    int weighting;      /**< htnn_search_weighting, default FLIP */
+} htnn_exhaustive_options;
+
+/** Default exhaustive options: width limit 16, no reachability cost,
+ *  flip-sensitivity weights. */
+#define HTNN_EXHAUSTIVE_OPTIONS_INIT \
+    { sizeof(htnn_exhaustive_options), 16, 0.0f, HTNN_SEARCH_WEIGHT_FLIP }
+
+/** The built-in exhaustive heuristic (name "exhaustive"): for every example
+ *  all 2^n[d-1] target rows in Gray-code order (one O(n[d]) update per
+ *  row), keeping the one with the lowest J (see htnn_hill_options); ties go
+ *  to the row closest (Hamming) to the current outputs.  O(2^n[d-1] n[d])
+ *  per example.  Memory as for hill climbing.  opts may be NULL. */
+HTNN_API htnn_status htnn_heuristic_create_exhaustive(
+    const htnn_exhaustive_options *opts, htnn_heuristic **out);
+
+/** Search effort of a built-in combinatorial heuristic since its creation
+ *  (all zero for other heuristics). */
+typedef struct htnn_search_stats {
+    size_t struct_size;   /**< set by the caller to sizeof(htnn_search_stats) */
+    uint64_t calls;       /**< set_targets calls */
+    uint64_t rows;        /**< example rows searched */
+    uint64_t evaluations; /**< candidate target rows scored (O(n[d]) each) */
+    uint64_t flips;       /**< targets changed from the starting row */
+    uint64_t sweeps;      /**< hill-climbing sweeps over a row */
+} htnn_search_stats;
+
+/** An htnn_search_stats ready to be filled by htnn_heuristic_get_stats. */
+#define HTNN_SEARCH_STATS_INIT { sizeof(htnn_search_stats), 0, 0, 0, 0, 0 }
+
+/** Reads a heuristic's search effort; out->struct_size must be set. */
+HTNN_API htnn_status htnn_heuristic_get_stats(const htnn_heuristic *heuristic,
+                                              htnn_search_stats *out);
+
+/** The combinatorial objective J of a target set for the layer below
+ *  (view->batch x view->in_width entries of -1 / +1; 0 counts as -1),
+ *  summed over the batch, with reach_cost as in htnn_hill_options: the
+ *  quantity hill climbing lowers and the exhaustive heuristic minimises.
+ *  Needs view->input_z, weights, bias, targets and target_weights. */
+HTNN_API htnn_status htnn_layer_view_loss(const htnn_layer_view *view,
+                                          const float *targets,
+                                          float reach_cost, double *loss);
+
 /** Frees a heuristic (calling ops->destroy for user heuristics); NULL is a
  *  no-op. */
 HTNN_API void htnn_heuristic_free(htnn_heuristic *heuristic);

@@ -14,6 +14,8 @@
 #include "optimizer.h"
 #include "heuristic.h"
 #include "train.h"
+#include "ftprop.h"
 #include "data.h"
+#include "packed.h"
 
 #endif /* HTNN_H */

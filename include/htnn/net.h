@@ -56,6 +56,15 @@ typedef enum htnn_layer_kind {
     HTNN_LAYER_DENSE = 1
 } htnn_layer_kind;
 
+/** Binary weights of a dense layer (htnn_dense_options.binary_weights).
+ *  The forward pass and the input gradient use B = sign(W) (sign(0) = -1),
+ *  scaled per output unit: Z = (X B^T) * alpha + b.  Numbers are fixed. */
+typedef enum htnn_binary_weights {
+    HTNN_BINARY_NONE = 0,   /**< float weights */
+    HTNN_BINARY_SCALED = 1, /**< alpha_j = mean |W[j][:]| (XNOR-Net style) */
+    HTNN_BINARY_SIGN = 2    /**< alpha_j = 1: plain +-1 weights */
+} htnn_binary_weights;
+
 /** Options for htnn_net_add_dense.  Initialise with HTNN_DENSE_OPTIONS_INIT. */
 typedef struct htnn_dense_options {
     size_t struct_size; /**< sizeof(htnn_dense_options) */
@@ -68,13 +77,18 @@ typedef struct htnn_dense_options {
      *  with a non-zero weight counts 1. */
     int weight_targets;
     int bias;           /**< 1 (default): the layer has a bias vector */
+    /** htnn_binary_weights: 0 (default) float weights; 1 forward with
+     *  sign(W) * alpha_j, alpha_j = mean |W[j][:]| per output unit; 2 with
+     *  sign(W) unscaled.  The latent float weights are trained as usual
+     *  (straight-through) and clipped to [-1, 1] after each update. */
+    int binary_weights;
 } htnn_dense_options;
 
 /** Default dense options: sign units, qrelu 2 bits, soft hinge, weighted
  *  targets, bias; `units` must still be set. */
 #define HTNN_DENSE_OPTIONS_INIT                                              \
     { sizeof(htnn_dense_options), 0, HTNN_ACT_SIGN, 2, HTNN_LOSS_SOFT_HINGE, \
-      1, 1 }
+      1, 1, HTNN_BINARY_NONE }
 
 /** What a layer is; filled by htnn_layer_get_info. */
 typedef struct htnn_layer_info {
@@ -89,10 +103,11 @@ typedef struct htnn_layer_info {
     int weight_targets; /**< 1 if targets are weighted (htnn_dense_options) */
     int bias;           /**< 1 if the layer has a bias */
     size_t weight_count; /**< out_width * in_width */
+    int binary_weights; /**< htnn_binary_weights of the layer */
 } htnn_layer_info;
 
 /** An htnn_layer_info ready to be filled by htnn_layer_get_info. */
-#define HTNN_LAYER_INFO_INIT { sizeof(htnn_layer_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define HTNN_LAYER_INFO_INIT { sizeof(htnn_layer_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Creates an empty net taking inputs input_width wide.  opts may be NULL
  *  for the defaults.  On success *out owns a new net. */

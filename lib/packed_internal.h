@@ -1,0 +1,63 @@
+/* Internal: the packed net shared by packed.c (building, predicting) and
+ * packed_io.c (the packed file format).
+ * SPDX-License-Identifier: MIT */
+#ifndef HTNN_LIB_PACKED_INTERNAL_H
+#define HTNN_LIB_PACKED_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "htnn/packed.h"
+#include "packed_kernels.h"
+
+/* Rows per forward chunk; the scratch buffers hold this many examples. */
+#define PACKED_CHUNK 256
+/* Widest layer (same limit as the net's, so sgemm sizes fit an int). */
+#define PACKED_MAX_WIDTH ((size_t)1 << 24)
+
+typedef struct packed_layer {
+    size_t in, out, words;  /* widths; words = 64-bit words per input row */
+    int activation;         /* htnn_activation (sign for every hidden layer) */
+    int binary;             /* htnn_binary_weights */
+    int has_bias;
+    /* parameters, as stored in a packed file */
+    uint64_t *wbits;        /* binary: out x words, bit 1 = +1, padding 0 */
+    float *alpha;           /* binary: out (1 for HTNN_BINARY_SIGN) */
+    float *w;               /* float weights (out x in); for a binary first
+                               layer the +-1 weights as floats (derived) */
+    float *bias;            /* out (zeros without bias) */
+    /* derived by packed_finish */
+    int64_t *thr;           /* binary hidden layer on bits: +1 iff S >= thr */
+    int8_t *w8;             /* binary first hidden layer: +-1 int8 rows */
+    size_t stride8;         /* bytes per w8 row (multiple of PACKED_U8_ALIGN) */
+    int64_t *thr_q[2];      /* its thresholds for u8 inputs p/256 and p/255 */
+} packed_layer;
+
+struct htnn_packed {
+    size_t input_width, n_layers;
+    int output;             /* htnn_output */
+    int kernel;             /* htnn_packed_kernel in use */
+    const packed_kernels *k;
+    packed_layer *layers;
+    /* scratch for PACKED_CHUNK rows, allocated by packed_finish */
+    uint8_t *q;             /* quantised inputs, chunk x stride8 of layer 0 */
+    uint64_t *bits[2];      /* activations, chunk x max words */
+    float *fx;              /* +-1 activations as floats, chunk x max in */
+    float *fz;              /* pre-activations, chunk x max out */
+    int32_t *acc;           /* integer sums of one row, max out */
+};
+
+/* A packed net with n_layers zeroed layers (no arrays yet). */
+htnn_status packed_new(size_t input_width, int output, size_t n_layers, htnn_packed **out);
+
+/* Allocates a layer's parameter arrays (wbits + alpha, or w; and bias)
+ * after in, out, binary and has_bias are set. */
+htnn_status packed_layer_alloc(packed_layer *layer);
+
+/* Checks the architecture (hidden layers sign, softmax >= 2 units:
+ * HTNN_EUNSUPPORTED), derives thresholds and expanded weights, allocates
+ * the scratch and picks the kernels (HTNN_FORCE_PORTABLE=1 forces
+ * portable).  On failure the caller frees p. */
+htnn_status packed_finish(htnn_packed *p);
+
+#endif
