@@ -178,5 +178,21 @@ check "junk model: exit 1" test "$rc" -eq 1
 ls x.htnn >/dev/null 2>&1
 check "failed runs leave no model behind" test "$?" -ne 0
 
+# ---- the other heuristics inside FTPROP-MB, and full-batch FTPROP on XOR
+run train --train-csv train.csv --test-csv test.csv --layers 8 --epochs 30 \
+    --batch 10 --lr 0.01 --seed 3 --heuristic hill --hill-sweeps 2 --json --out mh.htnn
+hill_acc=$(json_field out test_accuracy)
+check "train --heuristic hill learns (test accuracy '$hill_acc' >= 0.9)" at_least "$hill_acc" 0.9
+run train --train-csv train.csv --layers 4 --epochs 2 --heuristic exhaustive --max-width 3 \
+    --out me.htnn
+check "exhaustive wider than --max-width fails with the width and the limit" \
+    test "$rc" -eq 1 -a -n "$(grep 'width 4' err | grep 'limit 3')"
+printf 'a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n' > xor.csv
+run train --train-csv xor.csv --label-column last --layers 2 --output hard --ftprop --json \
+    --out mx.htnn
+xor_acc=$(json_field out train_accuracy)
+check "train --ftprop solves XOR with 2 hidden sign units (train accuracy '$xor_acc')" \
+    at_least "$xor_acc" 1
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -43,11 +43,15 @@ static const char train_help[] =
     "                           saturated-hinge, hinge, perceptron, linear\n"
     "  --sste                   same as --loss saturated-hinge\n"
     "  --no-weighting           count every target 1 instead of its weight\n"
+    "  --binary-weights MODE    none (default), scaled or sign (all layers)\n"
     "  --output softmax|hard    output scoring (default softmax); hard: sign\n"
     "                           output units trained with --output-loss\n"
     "  --output-loss NAME       loss of a hard output layer (default hinge: a\n"
     "                           convex perceptron loss; soft-hinge saturates)\n"
-    "\n"
+    "\n";
+
+/* Split in two: ISO C guarantees string literals of 4095 bytes only. */
+static const char train_help_training[] =
     "Training:\n"
     "  --optimizer adam|sgd     (default adam)\n"
     "  --lr X                   learning rate (default 1e-3)\n"
@@ -66,6 +70,12 @@ static const char train_help[] =
     "  --heuristic loss|hill|exhaustive   target heuristic (default loss)\n"
     "  --hill-sweeps N          hill climbing: sweeps per example (default 16)\n"
     "  --hill-flips N           hill climbing: flips per sweep (default 1)\n"
+    "  --hill-start outputs|loss  hill climbing starts from the current\n"
+    "                           outputs or the loss-driven targets (default:\n"
+    "                           loss, outputs with --ftprop)\n"
+    "  --search-weighting flip|unit|gradient  target weights of hill and\n"
+    "                           exhaustive search (default: gradient, flip\n"
+    "                           with --ftprop)\n"
     "  --reach-cost X           hill/exhaustive: cost of moving a target away\n"
     "                           from the unit's output, per unit of margin\n"
     "  --max-width N            exhaustive: widest layer searched (default 16)\n"
@@ -91,6 +101,7 @@ typedef struct model_opts {
     int qrelu_bits;
     int loss;
     int output_loss; /* loss of a hard-threshold output layer */
+    int binary_weights; /* htnn_binary_weights of every layer */
     int weight_targets;
     int output;
 } model_opts;
@@ -107,6 +118,8 @@ typedef struct train_opts {
     int threads;
     int shuffle;
     int heuristic;      /* 0 loss, 1 hill, 2 exhaustive, -1 not given */
+    int hill_start;     /* htnn_hill_start, -1: by mode (see make_heuristic) */
+    int search_weighting; /* htnn_search_weighting, -1: by mode */
     htnn_hill_options hill;
     htnn_exhaustive_options exhaustive;
     float reach_cost;   /* < 0: not given */
@@ -147,6 +160,8 @@ static void train_opts_init(train_opts *o)
     o->threads = 1;
     o->shuffle = 1;
     o->heuristic = -1;
+    o->hill_start = -1;
+    o->search_weighting = -1;
     {
         const htnn_hill_options hill = HTNN_HILL_OPTIONS_INIT;
         const htnn_exhaustive_options ex = HTNN_EXHAUSTIVE_OPTIONS_INIT;
@@ -161,6 +176,11 @@ static int flag_into(cli_parser *p, int *dst, int value);
 
 static const cli_choice heuristics[] = {
     {"loss", 0}, {"hill", 1}, {"exhaustive", 2}, {NULL, 0}};
+static const cli_choice hill_starts[] = {
+    {"outputs", HTNN_HILL_START_OUTPUTS}, {"loss", HTNN_HILL_START_LOSS}, {NULL, 0}};
+static const cli_choice weightings[] = {
+    {"flip", HTNN_SEARCH_WEIGHT_FLIP}, {"unit", HTNN_SEARCH_WEIGHT_UNIT},
+    {"gradient", HTNN_SEARCH_WEIGHT_GRADIENT}, {NULL, 0}};
 
 static int heuristic_option(cli_parser *p, train_opts *o)
 {
@@ -172,6 +192,10 @@ static int heuristic_option(cli_parser *p, train_opts *o)
         return cli_size_value(p, 1, 1000000, &o->hill.max_sweeps);
     if (cli_is(p, "--hill-flips"))
         return cli_size_value(p, 1, 1000000, &o->hill.flips_per_sweep);
+    if (cli_is(p, "--hill-start"))
+        return cli_choice_value(p, hill_starts, &o->hill_start);
+    if (cli_is(p, "--search-weighting"))
+        return cli_choice_value(p, weightings, &o->search_weighting);
     if (cli_is(p, "--max-width"))
         return cli_size_value(p, 1, 30, &o->exhaustive.max_width);
     if (cli_is(p, "--restarts"))
@@ -225,6 +249,13 @@ static int model_option(cli_parser *p, model_opts *m)
         return cli_choice_value(p, cli_activations, &m->activation);
     if (cli_is(p, "--qrelu-bits"))
         return cli_int_value(p, 1, 8, &m->qrelu_bits);
+    if (cli_is(p, "--binary-weights")) {
+        static const cli_choice modes[] = {{"none", HTNN_BINARY_NONE},
+                                           {"scaled", HTNN_BINARY_SCALED},
+                                           {"sign", HTNN_BINARY_SIGN},
+                                           {NULL, 0}};
+        return cli_choice_value(p, modes, &m->binary_weights);
+    }
     if (cli_is(p, "--loss"))
         return cli_choice_value(p, cli_losses, &m->loss);
     if (cli_is(p, "--output-loss"))
@@ -349,6 +380,7 @@ static int parse_train(int argc, char **argv, train_opts *o)
             return cli_extra_operand(&p);
         if (cli_is_help(&p)) {
             fputs(train_help, stdout);
+            fputs(train_help_training, stdout);
             return CLI_HELP;
         }
         rc = cli_data_option(&p, &o->data);
@@ -469,6 +501,7 @@ static int add_layer(htnn_net *net, size_t units, int activation, int loss,
     d.qrelu_bits = m->qrelu_bits;
     d.loss = loss;
     d.weight_targets = m->weight_targets;
+    d.binary_weights = m->binary_weights;
     st = htnn_net_add_dense(net, &d, NULL);
     if (st != HTNN_OK)
         return cli_lib_error(st, "cannot add a dense layer of %zu units",
@@ -529,6 +562,17 @@ static int make_heuristic(const train_opts *o, htnn_heuristic **out)
         hill.reach_cost = ex.reach_cost = o->reach_cost;
     else if (o->ftprop)
         hill.reach_cost = ex.reach_cost = 0.3f;
+    /* In FTPROP-MB, hill climbing refines the loss-driven targets with |G|
+     * weights: started from the outputs on a wide layer, a few flips leave
+     * most targets reinforcing the current outputs and training stalls
+     * (784-512-512-10: chance level; see doc/benchmarks.md). */
+    hill.start = o->hill_start >= 0 ? o->hill_start
+                                    : (o->ftprop ? HTNN_HILL_START_OUTPUTS : HTNN_HILL_START_LOSS);
+    hill.weighting = o->search_weighting >= 0
+                         ? o->search_weighting
+                         : (o->ftprop ? HTNN_SEARCH_WEIGHT_FLIP : HTNN_SEARCH_WEIGHT_GRADIENT);
+    if (o->search_weighting >= 0)
+        ex.weighting = o->search_weighting;
     if (o->heuristic == 0)
         st = htnn_heuristic_create_loss(out);
     else if (o->heuristic == 1)
