@@ -117,18 +117,6 @@ static int view_activation(const htnn_layer *layer)
     return layer->activation == HTNN_ACT_IDENTITY ? HTNN_ACT_SIGN : layer->activation;
 }
 
-static htnn_status check_user_targets(const htnn_heuristic *h, size_t d, const float *t,
-                                      const float *w, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((t[i] != 1.0f && t[i] != -1.0f && t[i] != 0.0f) || !(w[i] >= 0.0f) ||
-            w[i] == INFINITY)
-            return error_set(HTNN_ECALLBACK, "heuristic '%s' gave layer %zu target %g with "
-                             "weight %g at entry %zu (targets must be -1, 0 or +1, weights "
-                             "finite and >= 0)", h->name, d - 1, (double)t[i], (double)w[i], i);
-    return HTNN_OK;
-}
-
 /* T[d-1] from the heuristic, on the state of the last forward pass. */
 static htnn_status choose_targets_below(ftprop_run *run, size_t d)
 {
@@ -150,7 +138,7 @@ static htnn_status choose_targets_below(ftprop_run *run, size_t d)
     run->res.heuristic_calls++;
     htnn_status st = heuristic_run(run->h, &view, sb->t, sb->tw);
     if (st == HTNN_OK && !run->h->writes_all)
-        st = check_user_targets(run->h, d, sb->t, sb->tw, n);
+        st = heuristic_check_targets(run->h, d, sb->t, sb->tw, n);
     return st;
 }
 

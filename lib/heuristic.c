@@ -1,6 +1,7 @@
 /* The heuristic vtable handle and the built-in loss-driven heuristic
  * (T[d-1] = sign(-G), weight |G|).
  * SPDX-License-Identifier: MIT */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,18 @@ static htnn_status callback_status(const htnn_heuristic *h, htnn_status st)
         return st;
     return error_set(HTNN_ECALLBACK, "heuristic '%s' failed with status %d", h->name,
                      (int)st);
+}
+
+htnn_status heuristic_check_targets(const htnn_heuristic *h, size_t d, const float *t,
+                                    const float *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((t[i] != 1.0f && t[i] != -1.0f && t[i] != 0.0f) || !(w[i] >= 0.0f) ||
+            w[i] == INFINITY)
+            return error_set(HTNN_ECALLBACK, "heuristic '%s' gave layer %zu target %g with "
+                             "weight %g at entry %zu (targets must be -1, 0 or +1, weights "
+                             "finite and >= 0)", h->name, d - 1, (double)t[i], (double)w[i], i);
+    return HTNN_OK;
 }
 
 htnn_status heuristic_run(const htnn_heuristic *h, const htnn_layer_view *view,

@@ -21,4 +21,10 @@ const htnn_heuristic *heuristic_builtin_loss(void);
 htnn_status heuristic_run(const htnn_heuristic *h, const htnn_layer_view *view,
                           float *targets, float *weights);
 
+/* A caller's heuristic must give targets in {-1, 0, +1} with finite,
+ * non-negative weights (n entries for layer d-1), or the layer below would
+ * be trained on garbage: HTNN_ECALLBACK naming the first bad entry. */
+htnn_status heuristic_check_targets(const htnn_heuristic *h, size_t d, const float *t,
+                                    const float *w, size_t n);
+
 #endif

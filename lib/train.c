@@ -57,20 +57,6 @@ static void below_loss_grad(const htnn_layer *below, layer_scratch *sb, const fl
     memcpy(sb->dz, g, n * sizeof *g);
 }
 
-/* A caller's heuristic must give targets in {-1, 0, +1} with finite,
- * non-negative weights, or the layer below would be trained on garbage. */
-static htnn_status check_targets(const htnn_heuristic *h, size_t d, const float *t,
-                                 const float *w, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((t[i] != 1.0f && t[i] != -1.0f && t[i] != 0.0f) || !(w[i] >= 0.0f) ||
-            w[i] == INFINITY)
-            return error_set(HTNN_ECALLBACK, "heuristic '%s' gave layer %zu target %g with "
-                             "weight %g at entry %zu (targets must be -1, 0 or +1, weights "
-                             "finite and >= 0)", h->name, d - 1, (double)t[i], (double)w[i], i);
-    return HTNN_OK;
-}
-
 static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, size_t d,
                                      size_t m)
 {
@@ -82,7 +68,7 @@ static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, siz
     htnn_layer_view view = make_view(net, d, m);
     htnn_status st = heuristic_run(h, &view, sb->t, sb->tw);
     if (st == HTNN_OK && !h->writes_all)
-        st = check_targets(h, d, sb->t, sb->tw, n);
+        st = heuristic_check_targets(h, d, sb->t, sb->tw, n);
     if (st != HTNN_OK)
         return st;
     below_loss_grad(below, sb, net->grad_input, n);
