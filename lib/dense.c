@@ -18,6 +18,7 @@ void dense_init(htnn_layer *layer, rng *r)
         layer->w[i] = (2.0f * rng_uniform(r) - 1.0f) * bound;
     for (size_t j = 0; j < layer->out; j++)
         layer->b[j] = (2.0f * rng_uniform(r) - 1.0f) * bound;
+    layer->bin_fresh = 0;
 }
 
 void dense_binary_scales(int mode, const float *w, size_t in, size_t out,
@@ -38,6 +39,7 @@ void dense_binary_scales(int mode, const float *w, size_t in, size_t out,
 
 void dense_binarize(htnn_layer *layer)
 {
+    layer->bin_fresh = 1;
     if (!layer->binary_weights)
         return;
     size_t in = layer->in, out = layer->out;

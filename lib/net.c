@@ -438,6 +438,19 @@ void net_forward(htnn_net *net, const float *x, size_t m)
     for (size_t i = 0; i < net->n_layers; i++) {
         layer_scratch *s = &net->scratch[i];
         dense_binarize(net->layers[i]); /* once per batch; no-op for float weights */
+        net->layers[i]->bin_fresh = 0;
+        dense_forward(net->layers[i], in, m, s->z, s->h);
+        in = s->h;
+    }
+}
+
+void net_forward_inference(htnn_net *net, const float *x, size_t m)
+{
+    const float *in = x;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        layer_scratch *s = &net->scratch[i];
+        if (!net->layers[i]->bin_fresh)
+            dense_binarize(net->layers[i]);
         dense_forward(net->layers[i], in, m, s->z, s->h);
         in = s->h;
     }

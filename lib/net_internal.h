@@ -24,6 +24,10 @@ struct htnn_layer {
     float *wsign;      /* sign(w) as +-1 (out x in); used by the forward sgemm */
     float *wq;         /* sign(w) * alpha: the effective weights (input gradient) */
     float *alpha;      /* per-unit scale (out) */
+    /* 1 when wsign/wq/alpha are known to match w (set by dense_binarize);
+     * a training forward pass and dense_init clear it, because training
+     * code may write w directly afterwards */
+    int bin_fresh;
 };
 
 /* The weights the layer computes with: w, or wq for binary weights. */
@@ -71,8 +75,13 @@ htnn_status net_reserve(htnn_net *net, size_t rows);
 void net_apply_threads(const htnn_net *net);
 
 /* Forward pass of `m` <= net->rows examples through every layer; the
- * outputs stay in the scratch arena. */
+ * outputs stay in the scratch arena.  Binary weights are re-binarised
+ * (once per batch), since training changes w between batches. */
 void net_forward(htnn_net *net, const float *x, size_t m);
+
+/* The same for prediction: binary weights are re-binarised only when they
+ * may have changed since the last time (bin_fresh == 0). */
+void net_forward_inference(htnn_net *net, const float *x, size_t m);
 
 /* 1 if every value is finite. */
 int all_finite(const float *v, size_t n);

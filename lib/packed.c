@@ -14,6 +14,7 @@
  *    sgemm + bias add is applied, so the values are the float net's.
  * SPDX-License-Identifier: MIT */
 #include <cblas.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,9 @@
 #include "losses.h"
 #include "net_internal.h"
 #include "packed_internal.h"
+#include "simd.h"
+
+_Static_assert(PACKED_CHUNK % PACKED_U8_ROWS == 0, "u8_dot reads whole blocks of rows");
 
 static size_t words_for(size_t bits) { return (bits + 63) / 64; }
 
@@ -151,21 +155,26 @@ static htnn_status derive_layer(packed_layer *l, size_t d, int last)
     if (d > 0) {
         if ((l->thr = malloc(l->out * sizeof *l->thr)) == NULL)
             return error_set(HTNN_ENOMEM, "pack: out of memory");
-        for (size_t j = 0; j < l->out; j++)
-            l->thr[j] = unit_threshold(l, j, -k, k, 0.0f);
+        for (size_t j = 0; j < l->out; j++) {
+            /* S = K - 2 pc >= T  <=>  pc <= floor((K - T) / 2) */
+            int64_t t = unit_threshold(l, j, -k, k, 0.0f), num = k - t;
+            l->thr[j] = (int32_t)(num >= 0 ? num / 2 : -((-num + 1) / 2));
+        }
         return HTNN_OK;
     }
+    if (255 * k > INT32_MAX)
+        return HTNN_OK; /* inputs this wide always take the float path */
     l->stride8 = (l->in + PACKED_U8_ALIGN - 1) / PACKED_U8_ALIGN * PACKED_U8_ALIGN;
     l->w8 = calloc(l->out * l->stride8, 1);
-    l->thr_q[0] = malloc(l->out * sizeof(int64_t));
-    l->thr_q[1] = malloc(l->out * sizeof(int64_t));
+    l->thr_q[0] = malloc(l->out * sizeof(int32_t));
+    l->thr_q[1] = malloc(l->out * sizeof(int32_t));
     if (l->w8 == NULL || l->thr_q[0] == NULL || l->thr_q[1] == NULL)
         return error_set(HTNN_ENOMEM, "pack: out of memory");
     for (size_t j = 0; j < l->out; j++) {
         for (size_t i = 0; i < l->in; i++)
             l->w8[j * l->stride8 + i] = (int8_t)(l->w[j * l->in + i] > 0.0f ? 1 : -1);
-        l->thr_q[0][j] = unit_threshold(l, j, -255 * k, 255 * k, 256.0f);
-        l->thr_q[1][j] = unit_threshold(l, j, -255 * k, 255 * k, 255.0f);
+        l->thr_q[0][j] = (int32_t)unit_threshold(l, j, -255 * k, 255 * k, 256.0f);
+        l->thr_q[1][j] = (int32_t)unit_threshold(l, j, -255 * k, 255 * k, 255.0f);
     }
     return HTNN_OK;
 }
@@ -195,7 +204,7 @@ htnn_status packed_finish(htnn_packed *p)
     p->bits[1] = calloc(c * max_words, sizeof(uint64_t));
     p->fx = malloc(c * max_in * sizeof(float));
     p->fz = malloc(c * max_out * sizeof(float));
-    p->acc = malloc(max_out * sizeof(int32_t));
+    p->acc = malloc(c * max_out * sizeof(int32_t));
     if ((s8 && p->q == NULL) || p->bits[0] == NULL || p->bits[1] == NULL || p->fx == NULL ||
         p->fz == NULL || p->acc == NULL)
         return error_set(HTNN_ENOMEM, "pack: out of memory for the scratch buffers");
@@ -296,6 +305,7 @@ size_t htnn_packed_class_count(const htnn_packed *p)
 
 /* Quantises m rows to u8 when every input is exactly fl(p / c) with p in
  * 0..255; returns 0 (and leaves garbage in q) otherwise. */
+HTNN_CLONES
 static int quantize_rows(const float *x, size_t m, size_t in, size_t stride, float c,
                          uint8_t *q)
 {
@@ -312,7 +322,8 @@ static int quantize_rows(const float *x, size_t m, size_t in, size_t stride, flo
         }
         if (!ok)
             return 0;
-        memset(qr + in, 0, stride - in);
+        for (size_t i = in; i < stride; i++)
+            qr[i] = 0;
     }
     return 1;
 }
@@ -362,36 +373,30 @@ static void forward_chunk(htnn_packed *p, const float *x, size_t m)
         uint64_t *bits = last ? NULL : p->bits[d & 1];
         if (d == 0) {
             float c = 0.0f;
-            if (l->binary && !last)
+            if (l->binary && !last && l->stride8)
                 c = quantize_rows(x, m, l->in, l->stride8, 256.0f, p->q)   ? 256.0f
                     : quantize_rows(x, m, l->in, l->stride8, 255.0f, p->q) ? 255.0f
                                                                             : 0.0f;
             if (c == 0.0f) {
                 float_layer(l, x, m, p->fz, bits, ow);
             } else {
-                const int64_t *thr = l->thr_q[c == 256.0f ? 0 : 1];
-                for (size_t r = 0; r < m; r++) {
-                    uint64_t *br = bits + r * ow;
-                    p->k->u8_dot(p->q + r * l->stride8, l->w8, l->stride8, l->out, p->acc);
-                    memset(br, 0, ow * sizeof *br);
-                    for (size_t j = 0; j < l->out; j++)
-                        set_bit(br, j, p->acc[j] >= thr[j]);
-                }
+                const int32_t *thr = l->thr_q[c == 256.0f ? 0 : 1];
+                p->k->u8_dot(p->q, m, l->w8, l->stride8, l->out, p->acc);
+                for (size_t r = 0; r < m; r++)
+                    p->k->compare_bits(p->acc + r * l->out, thr, l->out, 0, bits + r * ow);
             }
         } else if (l->binary) {
             int64_t k = (int64_t)l->in;
+            p->k->xor_popcount(a, m, l->wbits, l->words, l->out, p->acc);
             for (size_t r = 0; r < m; r++) {
-                p->k->xor_popcount(a + r * l->words, l->wbits, l->words, l->out, p->acc);
+                const int32_t *pc = p->acc + r * l->out;
                 if (last) {
                     float *zr = p->fz + r * l->out;
                     for (size_t j = 0; j < l->out; j++)
-                        zr[j] = unit_z(l, j, (float)(k - 2 * (int64_t)p->acc[j]));
+                        zr[j] = unit_z(l, j, (float)(k - 2 * (int64_t)pc[j]));
                     continue;
                 }
-                uint64_t *br = bits + r * ow;
-                memset(br, 0, ow * sizeof *br);
-                for (size_t j = 0; j < l->out; j++)
-                    set_bit(br, j, k - 2 * (int64_t)p->acc[j] >= l->thr[j]);
+                p->k->compare_bits(pc, l->thr, l->out, 1, bits + r * ow);
             }
         } else {
             expand_bits(a, l->words, m, l->in, p->fx);
@@ -399,6 +404,20 @@ static void forward_chunk(htnn_packed *p, const float *x, size_t m)
         }
         a = bits;
     }
+}
+
+/* 1 if every value is finite: an OR over the exponent bits, which
+ * vectorises (all_finite's float sum does not). */
+HTNN_CLONES
+static int inputs_finite(const float *x, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad == 0;
 }
 
 static htnn_status check_predict(const htnn_packed *p, const float *x, size_t count,
@@ -410,7 +429,7 @@ static htnn_status check_predict(const htnn_packed *p, const float *x, size_t co
         return error_set(HTNN_EINVAL, "%s: no examples (count is 0)", what);
     if (count > SIZE_MAX / p->input_width)
         return error_set(HTNN_EINVAL, "%s: %zu examples are too many", what, count);
-    if (!all_finite(x, count * p->input_width))
+    if (!inputs_finite(x, count * p->input_width))
         return error_set(HTNN_ENUMERIC, "%s: inputs contain NaN or infinity", what);
     return HTNN_OK;
 }

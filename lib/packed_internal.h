@@ -27,10 +27,12 @@ typedef struct packed_layer {
                                layer the +-1 weights as floats (derived) */
     float *bias;            /* out (zeros without bias) */
     /* derived by packed_finish */
-    int64_t *thr;           /* binary hidden layer on bits: +1 iff S >= thr */
+    int32_t *thr;           /* binary hidden layer on bits: S >= T folded to
+                               popcount(a XOR w) <= thr = floor((K - T) / 2) */
     int8_t *w8;             /* binary first hidden layer: +-1 int8 rows */
-    size_t stride8;         /* bytes per w8 row (multiple of PACKED_U8_ALIGN) */
-    int64_t *thr_q[2];      /* its thresholds for u8 inputs p/256 and p/255 */
+    size_t stride8;         /* bytes per w8 row (multiple of PACKED_U8_ALIGN);
+                               0: no u8 path (255 * in would overflow int32) */
+    int32_t *thr_q[2];      /* +1 iff S >= thr_q for u8 inputs p/256, p/255 */
 } packed_layer;
 
 struct htnn_packed {
@@ -44,7 +46,7 @@ struct htnn_packed {
     uint64_t *bits[2];      /* activations, chunk x max words */
     float *fx;              /* +-1 activations as floats, chunk x max in */
     float *fz;              /* pre-activations, chunk x max out */
-    int32_t *acc;           /* integer sums of one row, max out */
+    int32_t *acc;           /* integer sums, chunk x max out */
 };
 
 /* A packed net with n_layers zeroed layers (no arrays yet). */

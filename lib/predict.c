@@ -99,7 +99,7 @@ static htnn_status forward_chunks(htnn_net *net, const float *x, size_t count, c
     const float *z = net->scratch[net->n_layers - 1].z;
     for (size_t first = 0; first < count; first += chunk) {
         size_t m = count - first < chunk ? count - first : chunk;
-        net_forward(net, x + first * net->input_width, m);
+        net_forward_inference(net, x + first * net->input_width, m);
         emit(net, z, first, m, user);
     }
     return HTNN_OK;

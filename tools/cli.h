@@ -195,5 +195,19 @@ int cli_train(int argc, char **argv);   /* cli_train.c */
 int cli_eval(int argc, char **argv);    /* cli_model.c */
 int cli_predict(int argc, char **argv); /* cli_model.c */
 int cli_info(int argc, char **argv);    /* cli_model.c */
+int cli_pack(int argc, char **argv);    /* cli_pack.c */
+int cli_export_c(int argc, char **argv); /* cli_pack.c */
+
+/* ---- packed models (cli_pack.c) ---------------------------------------- */
+
+/* 1 if `path` starts with the packed model magic "HTNNPACK". */
+int cli_is_packed(const char *path);
+/* `htnn predict` on a packed model. */
+int cli_packed_predict(const char *model, const cli_data_opts *data_opts,
+                       const char *output, int logits);
+/* `htnn info` on a packed model. */
+int cli_packed_info(const char *model, int json);
+/* Bytes of the packed form of a net, or 0 if it cannot be packed. */
+size_t cli_packed_size(const htnn_net *net);
 
 #endif /* HTNN_CLI_H */

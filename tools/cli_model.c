@@ -307,6 +307,8 @@ int cli_predict(int argc, char **argv)
     int rc = parse_use(argc, argv, predict_help, CLI_DATA_PREDICT, &o);
     if (rc != CLI_OK)
         return rc == CLI_HELP ? CLI_OK : rc;
+    if (cli_is_packed(o.model))
+        return cli_packed_predict(o.model, &o.data, o.output, o.logits);
     rc = load_model_and_data(&o, &net, &data);
     if (rc == CLI_OK && o.output != NULL)
         rc = predict_to_file(&o, net, data);
@@ -364,23 +366,26 @@ static void print_layer_text(const htnn_layer_info *li)
     else
         snprintf(act, sizeof act, "%s",
                  cli_choice_name(cli_activations, li->activation));
-    printf("  %zu  %s %zu -> %zu  %-9s loss %s%s%s\n", li->index,
+    printf("  %zu  %s %zu -> %zu  %-9s loss %s%s%s%s\n", li->index,
            kind_name(li->kind), li->in_width, li->out_width, act,
            cli_choice_name(cli_losses, li->loss),
            li->weight_targets ? ", weighted targets" : ", unweighted targets",
-           li->bias ? ", bias" : ", no bias");
+           li->bias ? ", bias" : ", no bias",
+           li->binary_weights == HTNN_BINARY_SCALED ? ", binary weights (scaled)"
+           : li->binary_weights == HTNN_BINARY_SIGN ? ", binary weights (sign)" : "");
 }
 
 static void print_layer_json(const htnn_layer_info *li)
 {
     printf("{\"index\":%zu,\"kind\":\"%s\",\"in\":%zu,\"out\":%zu,"
            "\"activation\":\"%s\",\"qrelu_bits\":%d,\"loss\":\"%s\","
-           "\"weight_targets\":%s,\"bias\":%s,\"weights\":%zu}",
+           "\"weight_targets\":%s,\"bias\":%s,\"weights\":%zu,"
+           "\"binary_weights\":%d}",
            li->index, kind_name(li->kind), li->in_width, li->out_width,
            cli_choice_name(cli_activations, li->activation), li->qrelu_bits,
            cli_choice_name(cli_losses, li->loss),
            li->weight_targets ? "true" : "false",
-           li->bias ? "true" : "false", li->weight_count);
+           li->bias ? "true" : "false", li->weight_count, li->binary_weights);
 }
 
 static int print_layers(htnn_net *net, int json)
@@ -415,6 +420,12 @@ static int print_info_text(const char *path, long long size, htnn_net *net,
            cli_choice_name(cli_outputs, output), htnn_net_output_width(net),
            htnn_net_class_count(net));
     printf("parameters:  %zu\n", htnn_net_parameter_count(net));
+    size_t packed = cli_packed_size(net);
+    if (packed > 0)
+        printf("packed size: %zu bytes (%.1fx smaller; 'htnn pack')\n", packed,
+               (double)size / (double)packed);
+    else
+        printf("packed size: - (hidden layers are not all sign)\n");
     printf("layers:      %zu\n", htnn_net_layer_count(net));
     return print_layers(net, 0);
 }
@@ -429,10 +440,10 @@ static int print_info_json(const char *path, long long size, htnn_net *net,
            "\"library_version\":", size, format_version(path));
     cli_json_string(stdout, htnn_version_string());
     printf(",\"input_width\":%zu,\"output\":\"%s\",\"output_width\":%zu,"
-           "\"classes\":%zu,\"parameters\":%zu,\"layers\":[",
+           "\"classes\":%zu,\"parameters\":%zu,\"packed_size\":%zu,\"layers\":[",
            htnn_net_input_width(net), cli_choice_name(cli_outputs, output),
            htnn_net_output_width(net), htnn_net_class_count(net),
-           htnn_net_parameter_count(net));
+           htnn_net_parameter_count(net), cli_packed_size(net));
     rc = print_layers(net, 1);
     fputs("]}\n", stdout);
     return rc;
@@ -448,6 +459,8 @@ int cli_info(int argc, char **argv)
     int rc = parse_use(argc, argv, info_help, -1, &o);
     if (rc != CLI_OK)
         return rc == CLI_HELP ? CLI_OK : rc;
+    if (cli_is_packed(o.model))
+        return cli_packed_info(o.model, o.json);
     rc = load_model(o.model, &net);
     if (rc != CLI_OK)
         return rc;

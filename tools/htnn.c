@@ -20,7 +20,10 @@ static const char main_help[] =
     "--out m.htnn\n"
     "  eval      accuracy and loss of a saved net on labelled data\n"
     "  predict   predicted classes (or logits) of a saved net, one per line\n"
-    "  info      describe a saved net\n"
+    "  info      describe a saved net (float or packed)\n"
+    "  pack      pack a net for fast binary inference: htnn pack m.htnn "
+    "m.htnnb\n"
+    "  export-c  write a packed net as self-contained C source\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help ('htnn COMMAND --help' for a command)\n"
@@ -39,6 +42,8 @@ static const command commands[] = {
     {"eval", cli_eval},
     {"predict", cli_predict},
     {"info", cli_info},
+    {"pack", cli_pack},
+    {"export-c", cli_export_c},
     {NULL, NULL}};
 
 static void print_version(void)

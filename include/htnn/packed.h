@@ -11,7 +11,7 @@
  * K - 2 * popcount(a XOR w), and each unit's scale alpha, bias and sign are
  * folded into one integer threshold (the unit outputs +1 iff its integer
  * sum S >= T).  The last layer's logits are computed as the float net
- * computes them.  See doc/guide.md ("Binary inference") for the rules under
+ * computes them.  See doc/binary.md for the rules under
  * which predictions equal the float net's bit for bit.
  *
  * Kernels: portable C always; AVX2 and AVX-512 (VPOPCNTDQ + VNNI) chosen
@@ -101,6 +101,18 @@ HTNN_API htnn_status htnn_packed_load(const char *path, htnn_packed **out);
 /** Loads a packed net from a memory buffer. */
 HTNN_API htnn_status htnn_packed_load_buffer(const void *data, size_t size,
                                              htnn_packed **out);
+
+/** Writes the packed net as self-contained C source: static tables, no
+ *  malloc, no library, defining `int PREFIX_predict(const float *x, float
+ *  *logits)` (returns the class; writes the logits when logits is not NULL).
+ *  prefix (NULL: "htnn_model") must be a C identifier of at most 64
+ *  characters.  The code follows the portable kernels: integer sums and
+ *  thresholds are the library's; where the library calls sgemm (float
+ *  weights, or a binary first layer on inputs that are not 8-bit) it sums
+ *  in index order (doc/binary.md, section 8).  *text is NUL-terminated,
+ *  *size excludes the NUL; free it with htnn_free. */
+HTNN_API htnn_status htnn_packed_export_c(const htnn_packed *packed, const char *prefix,
+                                          char **text, size_t *size);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@ evaluation, saving) and the training time each one reports itself.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run(cmd, env):
-    """Wall time, stdout and peak RSS (KiB) of one process."""
+    """Wall time, stdout, peak RSS (KiB) and CPU time (user + system) of one
+    process."""
     start = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          text=True)
@@ -32,7 +34,7 @@ def run(cmd, env):
     p.stdout.close()
     if p.returncode != 0:
         raise SystemExit("%s failed with status %d" % (cmd[0], p.returncode))
-    return wall, out, usage.ru_maxrss
+    return wall, out, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -56,13 +58,15 @@ def main():
         if i % 2:
             order.reverse()
         for name, cmd in order:
-            wall, out, rss = run(cmd, env)
+            wall, out, rss, cpu = run(cmd, env)
             info = json.loads(out.strip().splitlines()[-1])
-            rows[name].append((wall, info["seconds"], info["test_accuracy"], rss))
-            print("%-6s run %d: wall %.2f s, training %.2f s, test acc %.4f"
-                  % (name, i + 1, wall, info["seconds"], info["test_accuracy"]), flush=True)
-    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v))
-           for k, v in rows.items()}
+            rows[name].append((wall, info["seconds"], info["test_accuracy"], rss, cpu))
+            print("%-6s run %d: wall %.2f s, cpu %.2f s, training %.2f s, test acc %.4f"
+                  % (name, i + 1, wall, cpu, info["seconds"], info["test_accuracy"]),
+                  flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v),
+               statistics.median(r[4] for r in v)) for k, v in rows.items()}
     print("\n| | tool (`htnn train`) | Python (`htnn.Net.fit`) | Python / tool |")
     print("|---|---|---|---|")
     print("| wall time, whole process (median of %d) | %.2f s | %.2f s | %+.1f %% |"
@@ -71,6 +75,12 @@ def main():
     print("| training time, fit only (median of %d) | %.2f s | %.2f s | %+.1f %% |"
           % (a.pairs, med["tool"][1], med["python"][1],
              100 * (med["python"][1] / med["tool"][1] - 1)))
+    print("| CPU time, whole process (median of %d) | %.2f s | %.2f s | %+.1f %% |"
+          % (a.pairs, med["tool"][2], med["python"][2],
+             100 * (med["python"][2] / med["tool"][2] - 1)))
+    pair = statistics.median(p[0] / t[0] for t, p in zip(rows["tool"], rows["python"]))
+    print("| wall time, median of the %d per-pair ratios | | | %+.1f %% |"
+          % (a.pairs, 100 * (pair - 1)))
     print("| test accuracy | %.4f | %.4f | |" % (rows["tool"][0][2], rows["python"][0][2]))
     rss = {k: max(r[3] for r in v) for k, v in rows.items()}
     print("| peak RSS | %d MiB | %d MiB | |" % (rss["tool"] // 1024, rss["python"] // 1024))

@@ -29,8 +29,15 @@ library_version_string = _lib.lib.htnn_version_string().decode()
 library_path = _lib.path
 
 _want = tuple(int(p) for p in __version__.split("."))
-# Same ABI major, and at least the features this package was written for.
-if library_version[0] != _want[0] or library_version[:2] < _want[:2]:
+
+
+def _compatible(lib, want):
+    """Same ABI major version, and at least the minor version the package
+    was written for."""
+    return lib[0] == want[0] and lib[:2] >= want[:2]
+
+
+if not _compatible(library_version, _want):
     raise ImportError("htnn %s needs libhtnn %d.%d.x or a later %d.x, but %s is %s"
                       % (__version__, _want[0], _want[1], _want[0], library_path,
                          library_version_string))
@@ -43,8 +50,21 @@ from .net import (BatchResult, Dense, Evaluation, FitResult, FtpropResult, Layer
                   LayerInfo, Net, Progress, separable)
 from .data import (FASHION_MNIST_CLASSES, Dataset, fashion_mnist_dir, load_csv,  # noqa: E402
                    load_fashion_mnist, load_idx)
+from .packed import Kernel, PackedNet  # noqa: E402
 from .progress import ProgressBar  # noqa: E402
-from .sklearn import HTNNClassifier  # noqa: E402
+
+
+def __getattr__(name):
+    # HTNNClassifier is loaded on first use: its module imports scikit-learn
+    # when installed, which takes seconds.
+    if name in ("HTNNClassifier", "NotFittedError"):
+        from . import sklearn
+        return getattr(sklearn, name)
+    raise AttributeError("module 'htnn' has no attribute %r" % name)
+
+
+def __dir__():
+    return sorted(set(globals()) | {"HTNNClassifier", "NotFittedError"})
 
 load = Net.load
 
@@ -75,7 +95,7 @@ __all__ = ["Net", "Layer", "Dense", "LayerInfo", "Optimizer", "Heuristic", "Pyth
            "load_fashion_mnist", "fashion_mnist_dir", "FASHION_MNIST_CLASSES",
            "Activation", "Loss", "Output", "OptimizerKind", "Schedule", "LayerKind", "Status",
            "BinaryWeights", "SearchWeighting", "HillStart", "Separability", "Solver", "FtpropResult",
-           "separable", "has_function",
+           "separable", "has_function", "PackedNet", "Kernel",
            "Error", "InvalidArgument", "DTypeError", "OutOfMemory", "FileError", "FormatError",
            "VersionError", "ShapeError", "NumericError", "StateError", "UnsupportedError",
            "LimitError", "CallbackError", "TrainingInterrupted", "strerror", "last_error",

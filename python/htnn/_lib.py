@@ -290,6 +290,23 @@ _OPTIONAL = {
     "htnn_layer_view_loss": (st, [vp, vp, c_float, _p(c_double)]),
     "htnn_net_ftprop": (st, [vp, vp, vp, vp, sz, _p(FtpropOptions), _p(FtpropResult)]),
     "htnn_separable": (st, [vp, vp, sz, sz, c_int, sz, _p(c_int), vp, vp]),
+    # packed.h
+    "htnn_net_pack": (st, [vp, _p(vp)]),
+    "htnn_packed_free": (None, [vp]),
+    "htnn_packed_set_kernel": (st, [vp, c_int]),
+    "htnn_packed_kernel_in_use": (c_int, [vp]),
+    "htnn_packed_kernel_name": (c_char_p, [c_int]),
+    "htnn_packed_input_width": (sz, [vp]),
+    "htnn_packed_output_width": (sz, [vp]),
+    "htnn_packed_layer_count": (sz, [vp]),
+    "htnn_packed_class_count": (sz, [vp]),
+    "htnn_packed_predict_logits": (st, [vp, vp, sz, vp]),
+    "htnn_packed_predict": (st, [vp, vp, sz, vp]),
+    "htnn_packed_save": (st, [vp, c_char_p]),
+    "htnn_packed_save_buffer": (st, [vp, _p(vp), _p(sz)]),
+    "htnn_packed_load": (st, [c_char_p, _p(vp)]),
+    "htnn_packed_load_buffer": (st, [vp, sz, _p(vp)]),
+    "htnn_packed_export_c": (st, [vp, c_char_p, _p(vp), _p(sz)]),
 }
 
 

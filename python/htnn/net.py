@@ -521,6 +521,13 @@ class Net(Handle):
         if state.get("threads"):
             self.threads = state["threads"]
 
+    def pack(self):
+        """A bit-packed, inference-only copy (PackedNet; every layer but the
+        last must have sign activations).  Needs a library with
+        htnn_net_pack (UnsupportedError otherwise)."""
+        from .packed import PackedNet
+        return PackedNet.from_net(self)
+
     # --- inference -----------------------------------------------------------
 
     def predict_logits(self, x, out=None):

@@ -7,7 +7,6 @@ import warnings
 
 import numpy as np
 
-from ._errors import ShapeError
 from .net import Dense, Net
 from .optimizer import Optimizer
 
@@ -65,7 +64,8 @@ class HTNNClassifier(*_bases):
     ``shuffle``, ``random_state`` (the net's seed), ``threads`` (BLAS
     threads, 1 as the tool), ``callback`` (Net.fit progress callback),
     ``verbose`` (print a progress bar), ``warm_start`` (continue training the
-    existing net on the next fit).
+    existing net on the next fit), ``binary_weights`` of the hidden layers
+    ("none", "scaled", "sign").
 
     Pickling keeps the net (as model bytes) and the optimizer's options;
     the optimizer's moments start afresh after unpickling.
@@ -80,7 +80,7 @@ class HTNNClassifier(*_bases):
                  output_loss="hinge", optimizer="adam", learning_rate=1e-3, momentum=0.0,
                  nesterov=False, weight_decay=0.0, schedule="constant", min_learning_rate=0.0,
                  epochs=10, batch_size=100, shuffle=True, random_state=1, threads=1,
-                 callback=None, verbose=False, warm_start=False):
+                 callback=None, verbose=False, warm_start=False, binary_weights="none"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.qrelu_bits = qrelu_bits
@@ -103,6 +103,7 @@ class HTNNClassifier(*_bases):
         self.callback = callback
         self.verbose = verbose
         self.warm_start = warm_start
+        self.binary_weights = binary_weights
 
     # --- helpers -------------------------------------------------------------
 
@@ -113,12 +114,18 @@ class HTNNClassifier(*_bases):
         X = np.asarray(X)
         if X.dtype.kind == "O":
             X = X.astype(np.float64)  # numbers stored as objects (TypeError otherwise)
+        if X.dtype.kind == "c":
+            raise ValueError("Complex data not supported (X has dtype %s)" % X.dtype)
         if X.dtype.kind not in "fiub":
             raise ValueError("X: expected real numbers, got dtype %s" % X.dtype)
         if X.ndim != 2:
             raise ValueError("X: expected a 2-D array (n_samples, n_features), got shape "
-                             "%s; reshape(-1, 1) for one feature or reshape(1, -1) for one "
-                             "sample" % (X.shape,))
+                             "%s. Reshape your data either using X.reshape(-1, 1) if it has "
+                             "a single feature or X.reshape(1, -1) if it contains a single "
+                             "sample." % (X.shape,))
+        if X.shape[1] == 0:
+            raise ValueError("0 feature(s) (shape=%s) while a minimum of 1 is required."
+                             % (X.shape,))
         if not fitting and X.shape[1] != self.n_features_in_:
             raise ValueError("X has %d features, but %s is expecting %d features as input"
                              % (X.shape[1], type(self).__name__, self.n_features_in_))
@@ -138,7 +145,8 @@ class HTNNClassifier(*_bases):
         if isinstance(sizes, (int, np.integer)):
             sizes = (sizes,)
         layers = [Dense(int(u), self.activation, self.qrelu_bits, self.loss,
-                        self.weight_targets) for u in sizes]
+                        self.weight_targets, binary_weights=self.binary_weights)
+                  for u in sizes]
         out_units = 1 if (hard and n_classes == 2) else n_classes
         layers.append(Dense(out_units, "sign" if hard else "identity", self.qrelu_bits,
                             self.output_loss if hard else self.loss, self.weight_targets))
@@ -166,7 +174,7 @@ class HTNNClassifier(*_bases):
         X = self._check_x(X, True)
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("a column-vector y was passed when a 1d array was expected; "
+            warnings.warn("A column-vector y was passed when a 1d array was expected; "
                           "using y.ravel()", DataConversionWarning, stacklevel=2)
             y = y.ravel()
         if y.ndim != 1 or y.shape[0] != X.shape[0]:

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import htnn
@@ -167,3 +166,18 @@ def test_binary_weights_option():
         assert net.layer(0).info.binary_weights == htnn.BinaryWeights.SCALED
         net.add_dense(2, "identity")
         assert net.layer(1).info.binary_weights == htnn.BinaryWeights.NONE
+
+
+def test_import_is_light():
+    """import htnn does not pull in scikit-learn (slow); HTNNClassifier does."""
+    code = ("import sys, htnn; assert 'sklearn' not in sys.modules; "
+            "assert 'HTNNClassifier' in dir(htnn); htnn.HTNNClassifier")
+    pkg_root = os.path.dirname(os.path.dirname(htnn.__file__))
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   env=dict(os.environ, PYTHONPATH=pkg_root))
+
+
+def test_version_rule():
+    ok = htnn._compatible
+    assert ok((0, 1, 0), (0, 1, 0)) and ok((0, 1, 7), (0, 1, 0)) and ok((0, 2, 0), (0, 1, 0))
+    assert not ok((0, 0, 9), (0, 1, 0)) and not ok((1, 1, 0), (0, 1, 0))

@@ -87,7 +87,7 @@ def test_hard_output_binary_and_warm_start():
 
 
 def test_sklearn_duck_typed_checks():
-    sklearn = pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn")
     from sklearn.base import clone, is_classifier
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -99,4 +99,5 @@ def test_sklearn_duck_typed_checks():
     scores = cross_val_score(make_pipeline(StandardScaler(), clf), x, y, cv=3)
     assert len(scores) == 3
     from sklearn.utils.estimator_checks import check_estimator
-    check_estimator(small(hidden_layer_sizes=(8,), epochs=2))
+    check_estimator(htnn.HTNNClassifier(hidden_layer_sizes=(32,), epochs=20, batch_size=16,
+                                        learning_rate=0.01))
