@@ -128,8 +128,9 @@ static htnn_status choose_targets_below(ftprop_run *run, size_t d)
     loss_grad_weighted(run->o.search_loss, act, 0, s->z, s->t, s->tw, s->dz, m * layer->out);
     dense_input_grad(layer, s->dz, m, net->grad_input);
     htnn_layer_view view = {sizeof view, d, m, layer->in, layer->out, sb->h, sb->z, s->z,
-                            layer->w, layer->b, s->t, s->tw, s->dz, net->grad_input, act,
-                            run->o.search_loss, below->activation, below->qrelu_bits};
+                            layer_weights(layer), layer->b, s->t, s->tw, s->dz,
+                            net->grad_input, act, run->o.search_loss, below->activation,
+                            below->qrelu_bits};
     if (!run->h->writes_all)
         for (size_t i = 0; i < n; i++) {
             sb->t[i] = sb->z[i] > 0.0f ? 1.0f : -1.0f;
