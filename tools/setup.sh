@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(meson ninja-build pkg-config gcc libopenblas-dev libcmocka-dev zlib1g-dev
           libglpk-dev dataset-fashion-mnist python3 python3-numpy python3-pytest
-          python3-matplotlib clang binutils valgrind)
+          python3-matplotlib clang binutils valgrind abigail-tools)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
