@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "htnn/net.h"
 #include "model_io_internal.h"
@@ -141,31 +142,7 @@ static int fits_size_t(uint64_t v)
  * Writer: little-endian fields into a buffer sized exactly beforehand.
  */
 
-typedef struct writer {
-    unsigned char *p;
-    size_t pos;
-} writer;
-
-static void put_u32(writer *w, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        w->p[w->pos++] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(writer *w, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        w->p[w->pos++] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_floats(writer *w, const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, &v[i], sizeof bits);
-        put_u32(w, bits);
-    }
-}
+typedef byte_writer writer;
 
 /* The public API has no const accessor for layers; saving only reads. */
 static htnn_layer *layer_at(const htnn_net *net, size_t index)
@@ -466,41 +443,11 @@ htnn_status htnn_net_save(const htnn_net *net, const char *path)
  * Reader: a bounds-checked cursor over the whole file in memory.
  */
 
-typedef struct cursor {
-    const unsigned char *p;
-    size_t size;
-    size_t pos;
-} cursor;
-
-static size_t cur_left(const cursor *c) { return c->size - c->pos; }
-
-static uint32_t load_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static int cur_u32(cursor *c, uint32_t *v)
-{
-    if (cur_left(c) < 4)
-        return 0;
-    *v = load_u32(c->p + c->pos);
-    c->pos += 4;
-    return 1;
-}
-
-static int cur_u64(cursor *c, uint64_t *v)
-{
-    if (cur_left(c) < 8)
-        return 0;
-    *v = (uint64_t)load_u32(c->p + c->pos + 4) << 32 | load_u32(c->p + c->pos);
-    c->pos += 8;
-    return 1;
-}
+typedef byte_cursor cursor;
 
 static int cur_skip(cursor *c, uint64_t n)
 {
-    if (n > cur_left(c))
+    if (n > cursor_left(c))
         return 0;
     c->pos += (size_t)n;
     return 1;
@@ -534,9 +481,9 @@ static htnn_status truncated_layer(const char *name, size_t index, const char *w
 static htnn_status read_magic_version(cursor *c, const char *name)
 {
     uint32_t version;
-    if (cur_left(c) >= MAGIC_BYTES && memcmp(c->p, MAGIC, MAGIC_BYTES) != 0)
+    if (cursor_left(c) >= MAGIC_BYTES && memcmp(c->p, MAGIC, MAGIC_BYTES) != 0)
         return error_set(HTNN_EFORMAT, "%s: not a libhtnn model file (bad magic)", name);
-    if (!cur_skip(c, MAGIC_BYTES) || !cur_u32(c, &version))
+    if (!cur_skip(c, MAGIC_BYTES) || !cursor_u32(c, &version))
         return truncated(name, "header");
     if (version != FORMAT_VERSION)
         return error_set(HTNN_EVERSION, "%s: model format version %" PRIu32 " is not "
@@ -550,16 +497,16 @@ static htnn_status read_header(cursor *c, const char *name, model_header *h)
     htnn_status st = read_magic_version(c, name);
     if (st != HTNN_OK)
         return st;
-    if (!cur_u32(c, &h->output) || !cur_u64(c, &h->seed) ||
-        !cur_u32(c, &h->targets_after_update) || !cur_u64(c, &h->input_width) ||
-        !cur_u64(c, &h->layer_count))
+    if (!cursor_u32(c, &h->output) || !cursor_u64(c, &h->seed) ||
+        !cursor_u32(c, &h->targets_after_update) || !cursor_u64(c, &h->input_width) ||
+        !cursor_u64(c, &h->layer_count))
         return truncated(name, "header");
     /* Every layer record takes at least RECORD_HEAD_BYTES: this bounds the
      * count by the file size before anything trusts it. */
-    if (h->layer_count > cur_left(c) / RECORD_HEAD_BYTES)
+    if (h->layer_count > cursor_left(c) / RECORD_HEAD_BYTES)
         return error_set(HTNN_EFORMAT, "%s: layer count %" PRIu64 " does not fit in "
                          "the %zu bytes that follow the header", name, h->layer_count,
-                         cur_left(c));
+                         cursor_left(c));
     return HTNN_OK;
 }
 
@@ -568,9 +515,9 @@ static htnn_status read_dense(cursor *c, const char *name, size_t index,
 {
     size_t start = c->pos;
     uint64_t wb, bb;
-    if (!cur_u32(c, &r->activation) || !cur_u32(c, &r->qrelu_bits) ||
-        !cur_u32(c, &r->loss) || !cur_u32(c, &r->weight_targets) ||
-        !cur_u32(c, &r->bias) || !cur_u64(c, &r->in_width) || !cur_u64(c, &r->out_width))
+    if (!cursor_u32(c, &r->activation) || !cursor_u32(c, &r->qrelu_bits) ||
+        !cursor_u32(c, &r->loss) || !cursor_u32(c, &r->weight_targets) ||
+        !cursor_u32(c, &r->bias) || !cursor_u64(c, &r->in_width) || !cursor_u64(c, &r->out_width))
         return truncated_layer(name, index, "header");
     if (!dense_data_bytes(r->in_width, r->out_width, r->bias != 0, &wb, &bb))
         return error_set(HTNN_EFORMAT, "%s: layer %zu: %" PRIu64 " x %" PRIu64
@@ -592,14 +539,14 @@ static htnn_status read_dense(cursor *c, const char *name, size_t index,
 static htnn_status read_layer(cursor *c, const char *name, size_t index,
                               layer_record *r)
 {
-    if (!cur_u32(c, &r->kind) || !cur_u64(c, &r->length))
+    if (!cursor_u32(c, &r->kind) || !cursor_u64(c, &r->length))
         return truncated_layer(name, index, "header");
     if (r->kind == HTNN_LAYER_DENSE)
         return read_dense(c, name, index, r);
     if (!cur_skip(c, r->length))
         return error_set(HTNN_EFORMAT, "%s: truncated in layer %zu (kind %" PRIu32
                          ", %" PRIu64 " bytes, %zu left)", name, index, r->kind,
-                         r->length, cur_left(c));
+                         r->length, cursor_left(c));
     return HTNN_OK;
 }
 
@@ -614,7 +561,7 @@ static htnn_status read_sections(cursor *c, const char *name, model_header *h,
     for (size_t i = 0;; i++) {
         uint32_t tag;
         uint64_t length;
-        if (!cur_u32(c, &tag) || !cur_u64(c, &length))
+        if (!cursor_u32(c, &tag) || !cursor_u64(c, &length))
             return truncated(name, "the sections (no END section)");
         if (tag == SECTION_END)
             return length == 0 ? HTNN_OK
@@ -635,7 +582,7 @@ static htnn_status read_sections(cursor *c, const char *name, model_header *h,
         if (!cur_skip(c, length))
             return error_set(HTNN_EFORMAT, "%s: truncated in section %zu (tag 0x%08" PRIx32
                              ", %" PRIu64 " bytes, %zu left)", name, i, tag, length,
-                             cur_left(c));
+                             cursor_left(c));
         if ((tag & SECTION_REQUIRED) && *required == 0)
             *required = tag;
     }
@@ -644,11 +591,11 @@ static htnn_status read_sections(cursor *c, const char *name, model_header *h,
 static htnn_status read_checksum(cursor *c, const char *name)
 {
     uint32_t stored;
-    if (cur_left(c) > CRC_BYTES)
+    if (cursor_left(c) > CRC_BYTES)
         return error_set(HTNN_EFORMAT, "%s: %zu unexpected bytes after the END section",
-                         name, cur_left(c) - CRC_BYTES);
+                         name, cursor_left(c) - CRC_BYTES);
     size_t covered = c->pos;
-    if (!cur_u32(c, &stored))
+    if (!cursor_u32(c, &stored))
         return truncated(name, "checksum");
     uint32_t computed = crc32_ieee(c->p, covered);
     if (stored != computed)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "model_io_internal.h"
 #include "packed_internal.h"
@@ -37,32 +38,6 @@ static uint64_t layer_data_bytes(uint64_t in, uint64_t out, uint32_t binary, uin
 
 /* ---- writer ----------------------------------------------------------- */
 
-typedef struct pwriter {
-    unsigned char *p;
-    size_t pos;
-} pwriter;
-
-static void put_u32(pwriter *w, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        w->p[w->pos++] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(pwriter *w, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        w->p[w->pos++] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_f32s(pwriter *w, const float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits;
-        memcpy(&bits, &v[i], sizeof bits);
-        put_u32(w, bits);
-    }
-}
-
 htnn_status htnn_packed_save_buffer(const htnn_packed *p, void **data, size_t *size)
 {
     if (p == NULL || data == NULL || size == NULL)
@@ -80,7 +55,7 @@ htnn_status htnn_packed_save_buffer(const htnn_packed *p, void **data, size_t *s
     unsigned char *buf = malloc((size_t)total);
     if (buf == NULL)
         return error_set(HTNN_ENOMEM, "save: cannot allocate %zu bytes", (size_t)total);
-    pwriter w = {buf, 0};
+    byte_writer w = {buf, 0};
     memcpy(buf, PMAGIC, PMAGIC_BYTES);
     w.pos = PMAGIC_BYTES;
     put_u32(&w, PFORMAT_VERSION);
@@ -101,12 +76,12 @@ htnn_status htnn_packed_save_buffer(const htnn_packed *p, void **data, size_t *s
             for (size_t i = 0; i < l->out * l->words; i++)
                 put_u64(&w, l->wbits[i]);
             if (l->binary == HTNN_BINARY_SCALED)
-                put_f32s(&w, l->alpha, l->out);
+                put_floats(&w, l->alpha, l->out);
         } else {
-            put_f32s(&w, l->w, l->in * l->out);
+            put_floats(&w, l->w, l->in * l->out);
         }
         if (l->has_bias)
-            put_f32s(&w, l->bias, l->out);
+            put_floats(&w, l->bias, l->out);
     }
     put_u32(&w, 0u); /* END */
     put_u64(&w, 0u);
@@ -133,39 +108,8 @@ htnn_status htnn_packed_save(const htnn_packed *p, const char *path)
 
 /* ---- reader ----------------------------------------------------------- */
 
-typedef struct pcursor {
-    const unsigned char *p;
-    size_t size, pos;
-} pcursor;
-
-static size_t left(const pcursor *c) { return c->size - c->pos; }
-
-static uint32_t load_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static int get_u32(pcursor *c, uint32_t *v)
-{
-    if (left(c) < 4)
-        return 0;
-    *v = load_u32(c->p + c->pos);
-    c->pos += 4;
-    return 1;
-}
-
-static int get_u64(pcursor *c, uint64_t *v)
-{
-    if (left(c) < 8)
-        return 0;
-    *v = (uint64_t)load_u32(c->p + c->pos + 4) << 32 | load_u32(c->p + c->pos);
-    c->pos += 8;
-    return 1;
-}
-
 /* n finite floats; returns 0 on a NaN or infinity. */
-static int get_f32s(pcursor *c, float *dst, size_t n)
+static int get_f32s(byte_cursor *c, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t bits = load_u32(c->p + c->pos + 4 * i);
@@ -182,13 +126,13 @@ static htnn_status bad(const char *name, size_t d, const char *what)
     return error_set(HTNN_EFORMAT, "%s: layer %zu: %s", name, d, what);
 }
 
-static htnn_status read_layer(pcursor *c, const char *name, size_t d, uint64_t width,
+static htnn_status read_layer(byte_cursor *c, const char *name, size_t d, uint64_t width,
                               packed_layer *l)
 {
     uint32_t kind, act, binary, bias;
     uint64_t length, in, out;
-    if (!get_u32(c, &kind) || !get_u64(c, &length) || !get_u32(c, &act) ||
-        !get_u32(c, &binary) || !get_u32(c, &bias) || !get_u64(c, &in) || !get_u64(c, &out))
+    if (!cursor_u32(c, &kind) || !cursor_u64(c, &length) || !cursor_u32(c, &act) ||
+        !cursor_u32(c, &binary) || !cursor_u32(c, &bias) || !cursor_u64(c, &in) || !cursor_u64(c, &out))
         return bad(name, d, "truncated header");
     if (kind != 1u)
         return error_set(HTNN_EFORMAT, "%s: layer %zu: unknown layer kind %" PRIu32, name, d,
@@ -207,7 +151,7 @@ static htnn_status read_layer(pcursor *c, const char *name, size_t d, uint64_t w
     if (length != PLAYER_FIELDS + data)
         return error_set(HTNN_EFORMAT, "%s: layer %zu: record length %" PRIu64 " does not "
                          "match its widths", name, d, length);
-    if (data > left(c))
+    if (data > cursor_left(c))
         return bad(name, d, "truncated weights");
     l->in = (size_t)in;
     l->out = (size_t)out;
@@ -223,7 +167,7 @@ static htnn_status read_layer(pcursor *c, const char *name, size_t d, uint64_t w
         for (size_t j = 0; j < l->out; j++)
             for (size_t k = 0; k < l->words; k++) {
                 uint64_t v = 0;
-                get_u64(c, &v);
+                cursor_u64(c, &v);
                 if (k + 1 == l->words && (v & mask) != 0)
                     return bad(name, d, "padding bits of a weight row are not 0");
                 l->wbits[j * l->words + k] = v;
@@ -249,13 +193,13 @@ static htnn_status read_layer(pcursor *c, const char *name, size_t d, uint64_t w
 static htnn_status parse(const unsigned char *data, size_t size, const char *name,
                          htnn_packed **out)
 {
-    pcursor c = {data, size, 0};
+    byte_cursor c = {data, size, 0};
     uint32_t version, output, tag;
     uint64_t input_width, layers, end_len;
     if (size >= PMAGIC_BYTES && memcmp(data, PMAGIC, PMAGIC_BYTES) != 0)
         return error_set(HTNN_EFORMAT, "%s: not a packed libhtnn model (bad magic)", name);
     c.pos = PMAGIC_BYTES;
-    if (size < PMAGIC_BYTES || !get_u32(&c, &version))
+    if (size < PMAGIC_BYTES || !cursor_u32(&c, &version))
         return error_set(HTNN_EFORMAT, "%s: truncated in the header", name);
     if (version != PFORMAT_VERSION)
         return error_set(HTNN_EVERSION, "%s: packed format version %" PRIu32 " is not "
@@ -270,15 +214,15 @@ static htnn_status parse(const unsigned char *data, size_t size, const char *nam
                          ", computed 0x%08" PRIx32 "): the file is truncated or corrupt",
                          name, stored, computed);
     c.size = size - PCRC_BYTES;
-    get_u32(&c, &output);
-    get_u64(&c, &input_width);
-    get_u64(&c, &layers);
+    cursor_u32(&c, &output);
+    cursor_u64(&c, &input_width);
+    cursor_u64(&c, &layers);
     if (output > HTNN_OUTPUT_HARD_THRESHOLD)
         return error_set(HTNN_EFORMAT, "%s: unknown output kind %" PRIu32, name, output);
     if (input_width == 0 || input_width > PACKED_MAX_WIDTH)
         return error_set(HTNN_EFORMAT, "%s: input width %" PRIu64 " out of range", name,
                          input_width);
-    if (layers == 0 || layers > left(&c) / (PRECORD_HEAD + PLAYER_FIELDS))
+    if (layers == 0 || layers > cursor_left(&c) / (PRECORD_HEAD + PLAYER_FIELDS))
         return error_set(HTNN_EFORMAT, "%s: layer count %" PRIu64 " does not fit the file",
                          name, layers);
     htnn_packed *p = NULL;
@@ -290,8 +234,8 @@ static htnn_status parse(const unsigned char *data, size_t size, const char *nam
         st = read_layer(&c, name, d, width, &p->layers[d]);
         width = p->layers[d].out;
     }
-    if (st == HTNN_OK && (!get_u32(&c, &tag) || !get_u64(&c, &end_len) || tag != 0 ||
-                          end_len != 0 || left(&c) != 0))
+    if (st == HTNN_OK && (!cursor_u32(&c, &tag) || !cursor_u64(&c, &end_len) || tag != 0 ||
+                          end_len != 0 || cursor_left(&c) != 0))
         st = error_set(HTNN_EFORMAT, "%s: missing END or unexpected bytes after the "
                        "layers", name);
     if (st == HTNN_OK && (st = packed_finish(p)) != HTNN_OK && st != HTNN_ENOMEM) {
