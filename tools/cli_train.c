@@ -706,9 +706,9 @@ static void print_summary(const train_opts *o, const cli_progress *ps,
         fprintf(f, "interrupted in epoch %zu/%zu after batch %zu/%zu\n",
                 ps->last_epoch + 1, o->epochs, ps->last_batch + 1,
                 ps->last_batches);
-    fprintf(f, "trained %zu samples in %.3g s: %.0f samples/s\n",
-            ps->samples_done, ps->train_seconds,
-            cli_progress_rate(ps));
+    if (!o->ftprop) /* full-batch FTPROP reports its own search above */
+        fprintf(f, "trained %zu samples in %.3g s: %.0f samples/s\n",
+                ps->samples_done, ps->train_seconds, cli_progress_rate(ps));
     if (res->batches_run > 0)
         fprintf(f, "train accuracy: %.2f%% (during the last epoch)\n",
                 100.0 * res->accuracy);
