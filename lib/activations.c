@@ -88,14 +88,3 @@ void activation_forward(int act, int bits, float *z, const float *bias,
     forward(act, bits, z, bias, h, m, n);
 }
 
-const char *activation_name(int act)
-{
-    switch (act) {
-    case HTNN_ACT_IDENTITY: return "identity";
-    case HTNN_ACT_SIGN: return "sign";
-    case HTNN_ACT_STEP: return "step";
-    case HTNN_ACT_QRELU: return "qrelu";
-    case HTNN_ACT_RELU: return "relu";
-    }
-    return "?";
-}

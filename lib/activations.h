@@ -17,7 +17,5 @@ float activation_apply(int act, int bits, float z);
  * h = g(z); z and h may not alias. */
 void activation_forward(int act, int bits, float *z, const float *bias,
                         float *h, size_t m, size_t n);
-/* Short lower-case name ("sign"), "?" if invalid. */
-const char *activation_name(int act);
 
 #endif

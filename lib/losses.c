@@ -12,18 +12,6 @@ int loss_valid(int loss)
     return loss >= HTNN_LOSS_SOFT_HINGE && loss <= HTNN_LOSS_LINEAR;
 }
 
-const char *loss_name(int loss)
-{
-    switch (loss) {
-    case HTNN_LOSS_SOFT_HINGE: return "soft-hinge";
-    case HTNN_LOSS_SATURATED_HINGE: return "saturated-hinge";
-    case HTNN_LOSS_HINGE: return "hinge";
-    case HTNN_LOSS_PERCEPTRON: return "perceptron";
-    case HTNN_LOSS_LINEAR: return "linear";
-    }
-    return "?";
-}
-
 float loss_value(int loss, float z, float t)
 {
     float u = z * t;

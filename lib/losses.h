@@ -9,7 +9,6 @@
 #include "htnn/common.h"
 
 int loss_valid(int loss);
-const char *loss_name(int loss);
 
 /* L(z, t) and dL/dz for a sign unit (u = z t). */
 float loss_value(int loss, float z, float t);
