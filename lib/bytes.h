@@ -67,4 +67,17 @@ static inline int cursor_u64(byte_cursor *c, uint64_t *v)
     return 1;
 }
 
+/* Decodes n little-endian floats; returns the index of the first NaN or
+ * infinity (never stored), or n. */
+static inline size_t decode_floats(const unsigned char *src, size_t n, float *dst)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits = load_u32(src + 4 * i);
+        if ((bits & 0x7f800000u) == 0x7f800000u)
+            return i;
+        memcpy(&dst[i], &bits, sizeof bits);
+    }
+    return n;
+}
+
 #endif

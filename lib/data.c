@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "data_internal.h"
 #include "error.h"
 
@@ -23,7 +24,7 @@ struct htnn_data {
 /* An empty shell: callers attach arrays, so failure paths free uniformly. */
 static htnn_data *data_shell(size_t count, size_t width)
 {
-    htnn_data *d = calloc(1, sizeof *d);
+    htnn_data *d = mem_calloc(1, sizeof *d);
     if (d == NULL)
         return NULL;
     d->count = count;
@@ -45,8 +46,8 @@ htnn_status data_alloc(size_t count, size_t width, htnn_data **out)
                          count, width);
     d = data_shell(count, width);
     if (d != NULL) {
-        d->features = malloc(count * width * sizeof(float));
-        d->labels = malloc(count * sizeof(int32_t));
+        d->features = mem_malloc(count * width * sizeof(float));
+        d->labels = mem_malloc(count * sizeof(int32_t));
     }
     if (d == NULL || d->features == NULL || d->labels == NULL) {
         htnn_data_free(d);
@@ -64,8 +65,8 @@ htnn_status data_adopt(float *features, int32_t *labels, size_t count,
 {
     htnn_data *d = data_shell(count, width);
     if (d == NULL) {
-        free(features);
-        free(labels);
+        mem_free(features);
+        mem_free(labels);
         return error_set(HTNN_ENOMEM, "out of memory for a data set");
     }
     d->features = features;
@@ -189,9 +190,9 @@ void htnn_data_free(htnn_data *data)
 {
     if (data == NULL)
         return;
-    free(data->features);
-    free(data->labels);
-    free(data);
+    mem_free(data->features);
+    mem_free(data->labels);
+    mem_free(data);
 }
 
 size_t htnn_data_count(const htnn_data *data)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "data_internal.h"
 #include "error.h"
 #include "options.h"
@@ -63,7 +64,7 @@ static htnn_status line_fill(line_reader *lr)
     }
     if (lr->end + 1 >= lr->cap) {
         char *grown = lr->cap > SIZE_MAX / 2 ? NULL
-                                             : realloc(lr->buf, lr->cap * 2);
+                                             : mem_realloc(lr->buf, lr->cap * 2);
         if (grown == NULL)
             return error_set(HTNN_ENOMEM, "%s: out of memory for a line of "
                              "%zu bytes", lr->path, lr->end);
@@ -237,10 +238,10 @@ static htnn_status rows_reserve(csv_reader *r)
         return HTNN_OK;
     if (cap < rows->cap || cap > SIZE_MAX / sizeof(float) / r->width)
         return error_set(HTNN_ENOMEM, "%s: too many rows", r->path);
-    f = realloc(rows->features, cap * r->width * sizeof(float));
+    f = mem_realloc(rows->features, cap * r->width * sizeof(float));
     if (f != NULL)
         rows->features = f;
-    l = f == NULL ? NULL : realloc(rows->labels, cap * sizeof(int32_t));
+    l = f == NULL ? NULL : mem_realloc(rows->labels, cap * sizeof(int32_t));
     if (l != NULL)
         rows->labels = l;
     if (f == NULL || l == NULL)
@@ -394,7 +395,7 @@ static htnn_status reader_open(csv_reader *r, const char *path)
     r->lines.fp = fopen(path, "rb");
     if (r->lines.fp == NULL)
         return error_set(HTNN_EIO, "%s: %s", path, strerror(errno));
-    r->lines.buf = malloc(CSV_FIRST_BUFFER);
+    r->lines.buf = mem_malloc(CSV_FIRST_BUFFER);
     if (r->lines.buf == NULL)
         return error_set(HTNN_ENOMEM, "%s: out of memory", path);
     r->lines.cap = CSV_FIRST_BUFFER;
@@ -407,9 +408,9 @@ static void reader_close(csv_reader *r)
 {
     if (r->lines.fp != NULL)
         fclose(r->lines.fp);
-    free(r->lines.buf);
-    free(r->rows.features);
-    free(r->rows.labels);
+    mem_free(r->lines.buf);
+    mem_free(r->rows.features);
+    mem_free(r->rows.labels);
 }
 
 /* Shrinks the arrays to size and hands them to a new data set. */
@@ -423,12 +424,11 @@ static htnn_status finish(csv_reader *r, htnn_data **out)
         return error_set(HTNN_EFORMAT, "%s: no data lines", r->path);
     if (r->opt.scale == HTNN_SCALE_UNIT)
         scale_columns(rows.features, rows.count, r->width);
-    /* Shrinking cannot really fail; if it does the bigger block is kept. */
-    f = realloc(rows.features, rows.count * r->width * sizeof(float));
-    l = realloc(rows.labels, rows.count * sizeof(int32_t));
+    /* Shrinking cannot fail: if realloc does, the bigger block is kept. */
+    f = mem_shrink(rows.features, rows.count * r->width * sizeof(float));
+    l = mem_shrink(rows.labels, rows.count * sizeof(int32_t));
     r->rows = (csv_rows){0}; /* data_adopt owns the arrays, even on failure */
-    st = data_adopt(f != NULL ? f : rows.features, l != NULL ? l : rows.labels,
-                    rows.count, r->width, out);
+    st = data_adopt(f, l, rows.count, r->width, out);
     if (st == HTNN_OK)
         data_set_shape(*out, 1, 1, r->width);
     return st;

@@ -10,9 +10,9 @@
  * Returns HTNN_ENOMEM (with an error text) when the arrays do not fit. */
 htnn_status data_alloc(size_t count, size_t width, htnn_data **out);
 
-/* Wraps malloc'd arrays of count x width features and count labels in a new
- * data set that owns them; the arrays are freed even when this fails, so the
- * caller never has to.  Shape 1 x 1 x width; class count computed. */
+/* Wraps mem_malloc'd arrays (alloc.h) of count x width features and count
+ * labels in a new data set that owns them; the arrays are freed even when
+ * this fails, so the caller never has to.  Shape 1 x 1 x width; class count computed. */
 htnn_status data_adopt(float *features, int32_t *labels, size_t count,
                        size_t width, htnn_data **out);
 

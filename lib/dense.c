@@ -8,15 +8,15 @@
 #include <string.h>
 
 #include "activations.h"
+#include "layers.h"
 #include "simd.h"
 
 void dense_init(htnn_layer *layer, rng *r)
 {
-    float bound = 1.0f / sqrtf((float)layer->in);
-    size_t n = layer->in * layer->out;
-    for (size_t i = 0; i < n; i++)
+    float bound = 1.0f / sqrtf((float)layer->wcols);
+    for (size_t i = 0; i < layer->n_w; i++)
         layer->w[i] = (2.0f * rng_uniform(r) - 1.0f) * bound;
-    for (size_t j = 0; j < layer->out; j++)
+    for (size_t j = 0; j < layer->n_b; j++)
         layer->b[j] = (2.0f * rng_uniform(r) - 1.0f) * bound;
     layer->bin_fresh = 0;
 }
@@ -42,7 +42,7 @@ void dense_binarize(htnn_layer *layer)
     layer->bin_fresh = 1;
     if (!layer->binary_weights)
         return;
-    size_t in = layer->in, out = layer->out;
+    size_t in = layer->wcols, out = layer->wrows;
     dense_binary_scales(layer->binary_weights, layer->w, in, out, layer->alpha);
     for (size_t j = 0; j < out; j++) {
         const float *w = layer->w + j * in;
@@ -56,7 +56,7 @@ void dense_binarize(htnn_layer *layer)
 
 void dense_clip_latent(htnn_layer *layer)
 {
-    size_t n = layer->in * layer->out;
+    size_t n = layer->n_w;
     float *w = layer->w;
     if (!layer->binary_weights)
         return;
@@ -73,6 +73,11 @@ static void scale_columns(float *z, const float *alpha, size_t m, size_t n)
         for (size_t j = 0; j < n; j++)
             row[j] *= alpha[j];
     }
+}
+
+void dense_scale_columns(float *z, const float *alpha, size_t m, size_t n)
+{
+    scale_columns(z, alpha, m, n);
 }
 
 void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,
@@ -100,6 +105,11 @@ static void column_sums(const float *a, size_t m, size_t n, float *sums)
     }
 }
 
+void dense_column_sums(const float *a, size_t m, size_t n, float *sums)
+{
+    column_sums(a, m, n, sums);
+}
+
 void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
                        size_t m)
 {
@@ -119,3 +129,24 @@ void dense_input_grad(const htnn_layer *layer, const float *dz, size_t m,
                 (int)layer->in, (int)layer->out, 1.0f, dz, (int)layer->out,
                 layer_weights(layer), (int)layer->in, 0.0f, g, (int)layer->in);
 }
+
+static void dense_ops_forward(htnn_layer *layer, const float *x, size_t m, layer_scratch *s,
+                              int training)
+{
+    (void)training;
+    dense_forward(layer, x, m, s->z, s->h);
+}
+
+static void dense_ops_param_grads(htnn_layer *layer, const float *x, const layer_scratch *s,
+                                  size_t m)
+{
+    dense_param_grads(layer, x, s->dz, m);
+}
+
+static void dense_ops_input_grad(const htnn_layer *layer, const layer_scratch *s, size_t m,
+                                 float *g)
+{
+    dense_input_grad(layer, s->dz, m, g);
+}
+
+const layer_ops dense_ops = {dense_ops_forward, dense_ops_param_grads, dense_ops_input_grad};

@@ -5,7 +5,8 @@
 
 #include "net_internal.h"
 
-/* Draws W, then b, from U(-1/sqrt(in), 1/sqrt(in)). */
+/* Draws W, then b, from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = wcols
+ * (dense and conv layers). */
 void dense_init(htnn_layer *layer, rng *r);
 
 /* Per-unit scales of binary weights: alpha[j] = mean |w[j][:]| (summed in
@@ -20,6 +21,13 @@ void dense_binarize(htnn_layer *layer);
 
 /* Clips the latent weights of a binary-weight layer to [-1, 1]. */
 void dense_clip_latent(htnn_layer *layer);
+
+/* z[i][j] *= alpha[j] for m rows of n (the per-unit scales of binary
+ * weights). */
+void dense_scale_columns(float *z, const float *alpha, size_t m, size_t n);
+
+/* sums[j] += column sums of a (m x n). */
+void dense_column_sums(const float *a, size_t m, size_t n, float *sums);
 
 /* Z = X W^T + b and H = g(Z) for m rows of input x (m x in).  With binary
  * weights Z = (X sign(W)^T) * alpha + b: the sgemm runs on +-1 weights, so

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "dense.h"
 #include "error.h"
 #include "heuristic_internal.h"
@@ -206,6 +207,9 @@ static htnn_status check_ftprop(const htnn_net *net, const float *x, const int32
                          HTNN_FTPROP_MAX_LAYERS);
     for (size_t d = 0; d < net->n_layers; d++) {
         int act = net->layers[d]->activation, top = d + 1 == net->n_layers;
+        if (net->layers[d]->kind != HTNN_LAYER_DENSE)
+            return error_set(HTNN_EUNSUPPORTED, "htnn_net_ftprop: layer %zu is not dense; "
+                             "full-batch FTPROP trains dense layers only", d);
         if (act != HTNN_ACT_SIGN && act != HTNN_ACT_STEP && !(top && act == HTNN_ACT_IDENTITY))
             return error_set(HTNN_EUNSUPPORTED, "htnn_net_ftprop: layer %zu has activation %d; "
                              "full-batch FTPROP needs sign or step units (identity allowed in "
@@ -301,7 +305,7 @@ htnn_status htnn_net_ftprop(htnn_net *net, htnn_heuristic *heuristic, const floa
     size_t hidden = 0;
     for (size_t d = 0; d + 1 < net->n_layers; d++)
         hidden += net->layers[d]->out;
-    run.previous = malloc((hidden ? hidden : 1) * count * sizeof *run.previous);
+    run.previous = mem_malloc((hidden ? hidden : 1) * count * sizeof *run.previous);
     if (run.previous == NULL)
         st = error_set(HTNN_ENOMEM, "htnn_net_ftprop: out of memory");
     if (st == HTNN_OK && (st = net_reserve(net, count)) == HTNN_OK) {
@@ -310,7 +314,7 @@ htnn_status htnn_net_ftprop(htnn_net *net, htnn_heuristic *heuristic, const floa
         net->targets.batch = count;
     }
     htnn_heuristic_free(own);
-    free(run.previous);
+    mem_free(run.previous);
     run.res.seconds = now_seconds() - run.start;
     copy_ftprop_result(result, &run.res);
     return st;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "heuristic_internal.h"
 #include "options.h"
@@ -13,7 +14,7 @@
 static htnn_status heuristic_new(const htnn_heuristic_ops *ops, void *state,
                                  htnn_heuristic **out)
 {
-    htnn_heuristic *h = calloc(1, sizeof *h);
+    htnn_heuristic *h = mem_calloc(1, sizeof *h);
     if (h == NULL)
         return error_set(HTNN_ENOMEM, "heuristic: out of memory");
     h->ops = *ops;
@@ -55,7 +56,7 @@ static htnn_status loss_set_targets(void *state, const htnn_layer_view *view, fl
 
 /* Immutable, so sharing one instance between nets and threads is safe. */
 static const htnn_heuristic builtin_loss = {
-    {sizeof(htnn_heuristic_ops), "loss", loss_set_targets, NULL}, NULL, "loss", 1};
+    {sizeof(htnn_heuristic_ops), "loss", loss_set_targets, NULL}, NULL, "loss", 1, NULL};
 
 const htnn_heuristic *heuristic_builtin_loss(void) { return &builtin_loss; }
 
@@ -75,7 +76,7 @@ void htnn_heuristic_free(htnn_heuristic *heuristic)
         return;
     if (heuristic->ops.destroy)
         heuristic->ops.destroy(heuristic->state);
-    free(heuristic);
+    mem_free(heuristic);
 }
 
 const char *htnn_heuristic_name(const htnn_heuristic *heuristic)
@@ -105,6 +106,11 @@ htnn_status heuristic_check_targets(const htnn_heuristic *h, size_t d, const flo
                              "weight %g at entry %zu (targets must be -1, 0 or +1, weights "
                              "finite and >= 0)", h->name, d - 1, (double)t[i], (double)w[i], i);
     return HTNN_OK;
+}
+
+htnn_status heuristic_reserve(const htnn_heuristic *h, size_t rows, size_t in, size_t out)
+{
+    return h->reserve ? h->reserve(h->state, rows, in, out) : HTNN_OK;
 }
 
 htnn_status heuristic_run(const htnn_heuristic *h, const htnn_layer_view *view,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "heuristic_search.h"
 #include "losses.h"
@@ -150,7 +151,7 @@ htnn_status htnn_heuristic_create_exhaustive(const htnn_exhaustive_options *opts
     if ((st = options_read(&o, sizeof o, opts, "exhaustive options")) != HTNN_OK ||
         (st = check_exhaustive_options(&o)) != HTNN_OK)
         return st;
-    search_state *state = calloc(1, sizeof *state);
+    search_state *state = mem_calloc(1, sizeof *state);
     if (state == NULL)
         return error_set(HTNN_ENOMEM, "htnn_heuristic_create_exhaustive: out of memory");
     state->kind = 1;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "heuristic_search.h"
 #include "losses.h"
@@ -139,7 +140,7 @@ htnn_status htnn_heuristic_create_hill(const htnn_hill_options *opts, htnn_heuri
     if ((st = options_read(&o, sizeof o, opts, "hill options")) != HTNN_OK ||
         (st = check_hill_options(&o)) != HTNN_OK)
         return st;
-    search_state *state = calloc(1, sizeof *state);
+    search_state *state = mem_calloc(1, sizeof *state);
     if (state == NULL)
         return error_set(HTNN_ENOMEM, "htnn_heuristic_create_hill: out of memory");
     state->kind = 0;

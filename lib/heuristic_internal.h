@@ -12,10 +12,17 @@ struct htnn_heuristic {
     /* 1 when set_targets overwrites every entry, so the trainer can skip
      * pre-filling the arrays with the current outputs. */
     int writes_all;
+    /* Optional (the built-in search heuristics): sizes the heuristic's
+     * scratch for `rows` examples on a dense layer of in x out before a
+     * batch starts, so that it cannot run out of memory half-way. */
+    htnn_status (*reserve)(void *state, size_t rows, size_t in, size_t out);
 };
 
 /* The built-in loss-driven heuristic, used when the caller passes NULL. */
 const htnn_heuristic *heuristic_builtin_loss(void);
+
+/* h->reserve, when the heuristic has one. */
+htnn_status heuristic_reserve(const htnn_heuristic *h, size_t rows, size_t in, size_t out);
 
 /* Runs h->ops.set_targets and maps a foreign status to HTNN_ECALLBACK. */
 htnn_status heuristic_run(const htnn_heuristic *h, const htnn_layer_view *view,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "activations.h"
+#include "alloc.h"
 #include "error.h"
 #include "heuristic_internal.h"
 #include "losses.h"
@@ -41,7 +42,7 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
 {
     if (n <= *cap)
         return 1;
-    void *q = realloc(*p, n * size);
+    void *q = mem_realloc(*p, n * size);
     if (q == NULL)
         return 0;
     *p = q;
@@ -72,14 +73,14 @@ static htnn_status reserve(search_scratch *s, size_t m, size_t in, size_t out)
 
 void search_scratch_free(search_scratch *s)
 {
-    free(s->wt);
-    free(s->zs);
-    free(s->vals);
-    free(s->row);
-    free(s->gain);
-    free(s->cand);
-    free(s->zd);
-    free(s->order);
+    mem_free(s->wt);
+    mem_free(s->zs);
+    mem_free(s->vals);
+    mem_free(s->row);
+    mem_free(s->gain);
+    mem_free(s->cand);
+    mem_free(s->zd);
+    mem_free(s->order);
     memset(s, 0, sizeof *s);
 }
 
@@ -231,13 +232,18 @@ void search_row_weights(const search_layer *sl, search_scratch *s, size_t i, con
     }
 }
 
+static htnn_status search_reserve(void *p, size_t rows, size_t in, size_t out)
+{
+    return reserve(&((search_state *)p)->scratch, rows, in, out);
+}
+
 static void search_state_destroy(void *p)
 {
     search_state *state = p;
     if (state == NULL)
         return;
     search_scratch_free(&state->scratch);
-    free(state);
+    mem_free(state);
 }
 
 htnn_status search_handle_create(search_state *state, const char *name,
@@ -252,6 +258,7 @@ htnn_status search_handle_create(search_state *state, const char *name,
         return st;
     }
     (*out)->writes_all = 1;
+    (*out)->reserve = search_reserve;
     state->stats.struct_size = sizeof state->stats;
     return HTNN_OK;
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +16,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "bytes.h"
 #include "error.h"
 #include "htnn/net.h"
 #include "model_io_internal.h"
+#include "model_records.h"
 
 _Static_assert(sizeof(float) == sizeof(uint32_t), "float must be IEEE-754 binary32");
 
 #define MAGIC "HTNNMODL"
 #define MAGIC_BYTES 8
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u      /* the newest; see format_version_of */
 #define HEADER_BYTES 44        /* magic .. layer count */
 #define RECORD_HEAD_BYTES 12   /* kind u32 + length u64 (layers and sections) */
 #define DENSE_FIELD_BYTES 36   /* activation .. out_width */
@@ -160,9 +163,6 @@ static htnn_status layer_info_at(const htnn_net *net, size_t index,
     htnn_status st = htnn_layer_get_info(layer, info);
     if (st != HTNN_OK)
         return st;
-    if (info->kind != HTNN_LAYER_DENSE)
-        return error_set(HTNN_EUNSUPPORTED, "save: layer %zu has kind %d, which the "
-                         "model format cannot store", index, info->kind);
     return HTNN_OK;
 }
 
@@ -193,6 +193,12 @@ static htnn_status model_bytes(const htnn_net *net, size_t *total)
         htnn_status st = layer_info_at(net, i, &info);
         if (st != HTNN_OK)
             return st;
+        if (info.kind != HTNN_LAYER_DENSE) {
+            if (!add_bytes(&sum, record_bytes(layer_at(net, i))))
+                return error_set(HTNN_ELIMIT, "save: the model is larger than the "
+                                 "%zu-byte limit of the file format", (size_t)MODEL_MAX_BYTES);
+            continue;
+        }
         if (!dense_data_bytes(info.in_width, info.out_width, info.bias != 0, &wb, &bb) ||
             !add_bytes(&sum, RECORD_HEAD_BYTES + DENSE_FIELD_BYTES) ||
             !add_bytes(&sum, wb) || !add_bytes(&sum, bb))
@@ -203,12 +209,22 @@ static htnn_status model_bytes(const htnn_net *net, size_t *total)
     return HTNN_OK;
 }
 
+/* Version 1 for nets of dense layers only, so that their files stay
+ * readable by libhtnn 0.1; version 2 when a later layer kind needs it. */
+static uint32_t format_version_of(const htnn_net *net)
+{
+    for (size_t i = 0; i < htnn_net_layer_count(net); i++)
+        if (record_bytes(layer_at(net, i)))
+            return FORMAT_VERSION;
+    return 1u;
+}
+
 static void write_header(writer *w, const htnn_net_options *o, size_t input_width,
-                         size_t layers)
+                         size_t layers, uint32_t version)
 {
     memcpy(w->p + w->pos, MAGIC, MAGIC_BYTES);
     w->pos += MAGIC_BYTES;
-    put_u32(w, FORMAT_VERSION);
+    put_u32(w, version);
     put_u32(w, (uint32_t)o->output);
     put_u64(w, o->seed);
     put_u32(w, (uint32_t)o->targets_after_update);
@@ -220,13 +236,13 @@ static void write_header(writer *w, const htnn_net_options *o, size_t input_widt
 static htnn_status write_params(writer *w, const htnn_layer *layer, size_t count,
                                 htnn_status (*get)(const htnn_layer *, float *, size_t))
 {
-    float *tmp = malloc((count ? count : 1) * sizeof *tmp);
+    float *tmp = mem_malloc((count ? count : 1) * sizeof *tmp);
     if (tmp == NULL)
-        return error_set(HTNN_ENOMEM, "save: cannot allocate %zu floats", count);
+        return error_set(HTNN_ENOMEM, "save: out of memory for %zu floats", count);
     htnn_status st = get(layer, tmp, count);
     if (st == HTNN_OK)
         put_floats(w, tmp, count);
-    free(tmp);
+    mem_free(tmp);
     return st;
 }
 
@@ -264,9 +280,14 @@ static htnn_status write_model(const htnn_net *net, unsigned char *buf, size_t s
         return st;
     writer w = {buf, 0};
     size_t n = htnn_net_layer_count(net);
-    write_header(&w, &o, htnn_net_input_width(net), n);
-    for (size_t i = 0; i < n && st == HTNN_OK; i++)
-        st = write_dense(&w, net, i);
+    write_header(&w, &o, htnn_net_input_width(net), n, format_version_of(net));
+    for (size_t i = 0; i < n && st == HTNN_OK; i++) {
+        const htnn_layer *layer = layer_at(net, i);
+        if (record_bytes(layer))
+            record_write(&w, layer);
+        else
+            st = write_dense(&w, net, i);
+    }
     if (st != HTNN_OK)
         return st;
     if (has_binary_layers(net)) {
@@ -297,12 +318,12 @@ htnn_status htnn_net_save_buffer(const htnn_net *net, void **data, size_t *size)
     htnn_status st = model_bytes(net, &total);
     if (st != HTNN_OK)
         return st;
-    unsigned char *buf = malloc(total);
+    unsigned char *buf = mem_malloc(total);
     if (buf == NULL)
-        return error_set(HTNN_ENOMEM, "save: cannot allocate %zu bytes", total);
+        return error_set(HTNN_ENOMEM, "save: out of memory for %zu bytes", total);
     st = write_model(net, buf, total);
     if (st != HTNN_OK) {
-        free(buf);
+        mem_free(buf);
         return st;
     }
     *data = buf;
@@ -310,7 +331,7 @@ htnn_status htnn_net_save_buffer(const htnn_net *net, void **data, size_t *size)
     return HTNN_OK;
 }
 
-void htnn_free(void *ptr) { free(ptr); }
+void htnn_free(void *ptr) { mem_free(ptr); }
 
 /* ------------------------------------------------------------------------
  * Atomic file writer: temporary file in the same directory, fsync, rename.
@@ -353,14 +374,13 @@ static htnn_status write_temp(int fd, const char *tmp, const char *path,
 }
 
 /* Best effort: makes the rename itself durable.  The new file is already in
- * place, so a failure here is not reported. */
-static void sync_parent(const char *path)
+ * place, so a failure here is not reported.  `dir` has strlen(path) + 1
+ * bytes, allocated with the temporary name so that nothing here can fail
+ * for want of memory. */
+static void sync_parent(const char *path, char *dir)
 {
     const char *slash = strrchr(path, '/');
     size_t n = slash == NULL ? 1 : (slash == path ? 1 : (size_t)(slash - path));
-    char *dir = malloc(n + 1);
-    if (dir == NULL)
-        return;
     memcpy(dir, slash == NULL ? "." : path, n);
     dir[n] = '\0';
     int fd = open(dir, O_RDONLY);
@@ -368,21 +388,21 @@ static void sync_parent(const char *path)
         (void)fsync(fd);
         close(fd);
     }
-    free(dir);
 }
 
 static htnn_status save_atomically(const char *path, const void *data, size_t size)
 {
     size_t len = strlen(path);
-    char *tmp = malloc(len + sizeof TEMP_SUFFIX);
+    /* the temporary name, then room for the parent directory's name */
+    char *tmp = mem_malloc(len + sizeof TEMP_SUFFIX + len + 1);
     if (tmp == NULL)
-        return error_set(HTNN_ENOMEM, "%s: cannot allocate a file name", path);
+        return error_set(HTNN_ENOMEM, "%s: out of memory for a file name", path);
     memcpy(tmp, path, len);
     memcpy(tmp + len, TEMP_SUFFIX, sizeof TEMP_SUFFIX);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         htnn_status st = io_error(path, "cannot create temporary file ", tmp, errno);
-        free(tmp);
+        mem_free(tmp);
         return st;
     }
     set_temp_mode(fd, path);
@@ -392,13 +412,13 @@ static htnn_status save_atomically(const char *path, const void *data, size_t si
     if (st != HTNN_OK)
         unlink(tmp);
     else
-        sync_parent(path);
-    free(tmp);
+        sync_parent(path, tmp + len + sizeof TEMP_SUFFIX);
+    mem_free(tmp);
     return st;
 }
 
 /* The file a save replaces: `path` itself, or the file a symbolic link
- * points to (so the link survives).  *target is malloc'd.  Anything but a
+ * points to (so the link survives).  *target is mem_malloc'd.  Anything but a
  * regular file (a device, a FIFO, a directory) is refused: the rename would
  * replace it, and as root that could be /dev/null. */
 static htnn_status save_target(const char *path, char **target)
@@ -408,13 +428,20 @@ static htnn_status save_target(const char *path, char **target)
     if (lstat(path, &sb) != 0)
         return errno == ENOENT ? HTNN_OK : io_error(path, "cannot inspect", "", errno);
     if (S_ISLNK(sb.st_mode)) {
-        if ((*target = realpath(path, NULL)) == NULL)
-            return io_error(path, "cannot resolve the link", "", errno);
+        /* realpath into our own buffer: its malloc'd form bypasses mem_malloc */
+        if ((*target = mem_malloc(PATH_MAX)) == NULL)
+            return error_set(HTNN_ENOMEM, "%s: out of memory for the link's target", path);
+        if (realpath(path, *target) == NULL) {
+            int err = errno;
+            mem_free(*target);
+            *target = NULL;
+            return io_error(path, "cannot resolve the link", "", err);
+        }
         if (stat(*target, &sb) != 0)
             sb.st_mode = S_IFREG; /* a dangling link: its target will be created */
     }
     if (!S_ISREG(sb.st_mode)) {
-        free(*target);
+        mem_free(*target);
         *target = NULL;
         return error_set(HTNN_EIO, "%s: not a regular file; refusing to replace it", path);
     }
@@ -425,17 +452,12 @@ htnn_status htnn_net_save(const htnn_net *net, const char *path)
 {
     if (net == NULL || path == NULL || path[0] == '\0')
         return error_set(HTNN_EINVAL, "htnn_net_save: net or path is NULL or empty");
-    char *target;
-    htnn_status st = save_target(path, &target);
-    if (st != HTNN_OK)
-        return st;
     void *data = NULL;
     size_t size = 0;
-    st = htnn_net_save_buffer(net, &data, &size);
+    htnn_status st = htnn_net_save_buffer(net, &data, &size);
     if (st == HTNN_OK)
-        st = save_atomically(target ? target : path, data, size);
-    free(data);
-    free(target);
+        st = model_write_file(path, data, size);
+    mem_free(data);
     return st;
 }
 
@@ -454,7 +476,7 @@ static int cur_skip(cursor *c, uint64_t n)
 }
 
 typedef struct model_header {
-    uint32_t output, targets_after_update;
+    uint32_t version, output, targets_after_update;
     uint64_t seed, input_width, layer_count;
     size_t binary_at;  /* offset of the binary-weights section payload, 0 if none */
 } model_header;
@@ -478,23 +500,24 @@ static htnn_status truncated_layer(const char *name, size_t index, const char *w
     return error_set(HTNN_EFORMAT, "%s: truncated in layer %zu %s", name, index, where);
 }
 
-static htnn_status read_magic_version(cursor *c, const char *name)
+static htnn_status read_magic_version(cursor *c, const char *name, uint32_t *out_version)
 {
     uint32_t version;
     if (cursor_left(c) >= MAGIC_BYTES && memcmp(c->p, MAGIC, MAGIC_BYTES) != 0)
         return error_set(HTNN_EFORMAT, "%s: not a libhtnn model file (bad magic)", name);
     if (!cur_skip(c, MAGIC_BYTES) || !cursor_u32(c, &version))
         return truncated(name, "header");
-    if (version != FORMAT_VERSION)
+    if (version < 1 || version > FORMAT_VERSION)
         return error_set(HTNN_EVERSION, "%s: model format version %" PRIu32 " is not "
-                         "supported (this libhtnn reads version %u)", name, version,
+                         "supported (this libhtnn reads versions 1 to %u)", name, version,
                          FORMAT_VERSION);
+    *out_version = version;
     return HTNN_OK;
 }
 
 static htnn_status read_header(cursor *c, const char *name, model_header *h)
 {
-    htnn_status st = read_magic_version(c, name);
+    htnn_status st = read_magic_version(c, name, &h->version);
     if (st != HTNN_OK)
         return st;
     if (!cursor_u32(c, &h->output) || !cursor_u64(c, &h->seed) ||
@@ -671,19 +694,9 @@ static htnn_status check_dense(const layer_record *r, const char *name, size_t i
     return HTNN_OK;
 }
 
-static htnn_status check_layer(const layer_record *r, const char *name, size_t index,
-                               uint64_t width)
-{
-    if (r->kind != HTNN_LAYER_DENSE)
-        return error_set(HTNN_EFORMAT, "%s: layer %zu: unknown layer kind %" PRIu32
-                         " (%" PRIu64 " bytes; written by a newer libhtnn?)", name,
-                         index, r->kind, r->length);
-    return check_dense(r, name, index, width);
-}
 
-/* Reports a refusal by the net API while building: allocation failures and
- * limits keep their status, anything else means the file is unusable. */
-static htnn_status library_refused(htnn_status st, const char *name, const char *what)
+
+htnn_status model_library_refused(htnn_status st, const char *name, const char *what)
 {
     char detail[256];
     snprintf(detail, sizeof detail, "%s", htnn_last_error());
@@ -691,21 +704,6 @@ static htnn_status library_refused(htnn_status st, const char *name, const char 
         return error_set(st, "%s: %s: %s", name, what, detail);
     return error_set(HTNN_EFORMAT, "%s: %s rejected by the library: %s", name, what,
                      detail);
-}
-
-static int bits_finite(uint32_t bits) { return (bits & 0x7f800000u) != 0x7f800000u; }
-
-/* Decodes n little-endian floats; returns the index of the first NaN or
- * infinity, or n. */
-static size_t decode_floats(const unsigned char *src, size_t n, float *dst)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bits = load_u32(src + 4 * i);
-        if (!bits_finite(bits))
-            return i;
-        memcpy(&dst[i], &bits, sizeof bits);
-    }
-    return n;
 }
 
 static htnn_status set_params(htnn_layer *layer, const unsigned char *src, size_t n,
@@ -718,7 +716,7 @@ static htnn_status set_params(htnn_layer *layer, const unsigned char *src, size_
         return error_set(HTNN_EFORMAT, "%s: layer %zu: %s %zu is NaN or infinite", name,
                          index, what, bad);
     htnn_status st = set(layer, tmp, n);
-    return st == HTNN_OK ? HTNN_OK : library_refused(st, name, what);
+    return st == HTNN_OK ? HTNN_OK : model_library_refused(st, name, what);
 }
 
 static htnn_status add_dense(htnn_net *net, const unsigned char *data,
@@ -739,19 +737,38 @@ static htnn_status add_dense(htnn_net *net, const unsigned char *data,
     d.bias = (int)r->bias;
     htnn_status st = htnn_net_add_dense(net, &d, &layer);
     if (st != HTNN_OK)
-        return library_refused(st, name, "layer");
+        return model_library_refused(st, name, "layer");
     size_t nw = (size_t)(r->in_width * r->out_width), nb = (size_t)r->out_width;
-    float *tmp = malloc((nw > nb ? nw : nb) * sizeof *tmp);
+    float *tmp = mem_malloc((nw > nb ? nw : nb) * sizeof *tmp);
     if (tmp == NULL)
-        return error_set(HTNN_ENOMEM, "%s: layer %zu: cannot allocate %zu floats", name,
+        return error_set(HTNN_ENOMEM, "%s: layer %zu: out of memory for %zu floats", name,
                          index, nw);
     st = set_params(layer, data + r->weights_at, nw, tmp, name, index, "weight",
                     htnn_layer_set_weights);
     if (st == HTNN_OK && r->bias)
         st = set_params(layer, data + r->bias_at, nb, tmp, name, index, "bias",
                         htnn_layer_set_bias);
-    free(tmp);
+    mem_free(tmp);
     return st;
+}
+
+/* Checks and appends layer record i, which ends at `end`.  Version 1
+ * files hold dense layers only. */
+static htnn_status add_layer(htnn_net *net, const unsigned char *data, const layer_record *r,
+                             size_t end, const char *name, size_t i, const model_header *h,
+                             uint64_t width)
+{
+    uint32_t binary = h->binary_at ? load_u32(data + h->binary_at + 4 * i) : 0;
+    htnn_status st;
+    if (r->kind == HTNN_LAYER_DENSE) {
+        st = check_dense(r, name, i, width);
+        return st == HTNN_OK ? add_dense(net, data, r, name, i, binary) : st;
+    }
+    if (h->version < 2 && r->kind <= HTNN_LAYER_BATCHNORM)
+        return error_set(HTNN_EFORMAT, "%s: layer %zu: layer kind %" PRIu32 " in a version "
+                         "%" PRIu32 " file", name, i, r->kind, h->version);
+    return record_add(net, r->kind, data + end - (size_t)r->length, r->length, name, i,
+                      binary);
 }
 
 static htnn_status create_net(const model_header *h, const char *name, htnn_net **net)
@@ -762,7 +779,7 @@ static htnn_status create_net(const model_header *h, const char *name, htnn_net 
     o.threads = 0;
     o.targets_after_update = (int)h->targets_after_update;
     htnn_status st = htnn_net_create((size_t)h->input_width, &o, net);
-    return st == HTNN_OK ? HTNN_OK : library_refused(st, name, "header");
+    return st == HTNN_OK ? HTNN_OK : model_library_refused(st, name, "header");
 }
 
 /* Second pass over a buffer check_structure accepted. */
@@ -779,12 +796,8 @@ static htnn_status build_net(const unsigned char *data, size_t size, const char 
         layer_record r;
         st = read_layer(&c, name, i, &r);
         if (st == HTNN_OK)
-            st = check_layer(&r, name, i, width);
-        if (st == HTNN_OK)
-            st = add_dense(net, data, &r, name, i,
-                           h->binary_at ? load_u32(data + h->binary_at + 4 * i) : 0);
-        if (st == HTNN_OK)
-            width = r.out_width;
+            st = add_layer(net, data, &r, c.pos, name, i, h, width);
+        width = htnn_net_output_width(net);
     }
     /* Adding layers drew initial weights: restart the RNG from the seed so a
      * loaded net does not depend on how it was rebuilt. */
@@ -801,7 +814,7 @@ static htnn_status build_net(const unsigned char *data, size_t size, const char 
 static htnn_status load_named(const unsigned char *data, size_t size, const char *name,
                               htnn_net **out)
 {
-    model_header h;
+    model_header h = {0, 0, 0, 0, 0, 0, 0};
     htnn_status st = check_structure(data, size, name, &h);
     return st == HTNN_OK ? build_net(data, size, name, &h, out) : st;
 }
@@ -840,29 +853,29 @@ static htnn_status read_stream(FILE *f, const char *path, size_t cap,
                                unsigned char **data, size_t *size)
 {
     size_t len = 0;
-    unsigned char *buf = malloc(cap);
+    unsigned char *buf = mem_malloc(cap);
     if (buf == NULL)
-        return error_set(HTNN_ENOMEM, "%s: cannot allocate %zu bytes", path, cap);
+        return error_set(HTNN_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
     for (;;) {
         len += fread(buf + len, 1, cap - len, f);
         if (len < cap)
             break;
         if (cap > MODEL_MAX_BYTES) {
-            free(buf);
+            mem_free(buf);
             return error_set(HTNN_ELIMIT, "%s: larger than the %zu-byte model limit",
                              path, (size_t)MODEL_MAX_BYTES);
         }
         size_t next = cap > MODEL_MAX_BYTES / 2 ? MODEL_MAX_BYTES + 1 : cap * 2;
-        unsigned char *grown = realloc(buf, next);
+        unsigned char *grown = mem_realloc(buf, next);
         if (grown == NULL) {
-            free(buf);
-            return error_set(HTNN_ENOMEM, "%s: cannot allocate %zu bytes", path, next);
+            mem_free(buf);
+            return error_set(HTNN_ENOMEM, "%s: out of memory for %zu bytes", path, next);
         }
         buf = grown;
         cap = next;
     }
     if (ferror(f)) {
-        free(buf);
+        mem_free(buf);
         return error_set(HTNN_EIO, "%s: read failed: %s", path, strerror(errno));
     }
     *data = buf;
@@ -893,7 +906,7 @@ htnn_status htnn_net_load(const char *path, htnn_net **out)
     if (st != HTNN_OK)
         return st;
     st = load_named(data, size, path, out);
-    free(data);
+    mem_free(data);
     return st;
 }
 
@@ -903,12 +916,89 @@ htnn_status htnn_net_load(const char *path, htnn_net **out)
 
 uint32_t model_crc32(const unsigned char *p, size_t n) { return crc32_ieee(p, n); }
 
+/* Every file save (models, packed models) goes through the regular-file
+ * check, so no save can replace a device such as /dev/full. */
 htnn_status model_write_file(const char *path, const void *data, size_t size)
 {
-    return save_atomically(path, data, size);
+    char *target;
+    htnn_status st = save_target(path, &target);
+    if (st == HTNN_OK)
+        st = save_atomically(target ? target : path, data, size);
+    mem_free(target);
+    return st;
 }
 
 htnn_status model_read_file(const char *path, unsigned char **data, size_t *size)
 {
     return read_file(path, data, size);
+}
+
+/* ------------------------------------------------------------------------
+ * Extra optional sections (checkpoints, checkpoint.c): room for them
+ * before END when writing, and finding one in a file the loader accepted.
+ */
+
+htnn_status model_serialize(const htnn_net *net, size_t extra, unsigned char **data,
+                            size_t *size, size_t *extra_at)
+{
+    void *model = NULL;
+    size_t n = 0;
+    htnn_status st = htnn_net_save_buffer(net, &model, &n);
+    if (st != HTNN_OK)
+        return st;
+    if (extra > MODEL_MAX_BYTES - n) {
+        mem_free(model);
+        return error_set(HTNN_ELIMIT, "save: %zu bytes of model and %zu bytes of "
+                         "training state exceed the %zu-byte limit of the file format",
+                         n, extra, (size_t)MODEL_MAX_BYTES);
+    }
+    unsigned char *buf = mem_realloc(model, n + extra);
+    if (buf == NULL) {
+        mem_free(model);
+        return error_set(HTNN_ENOMEM, "save: out of memory for %zu bytes", n + extra);
+    }
+    /* END (and the checksum model_seal rewrites) move behind the gap */
+    size_t end = n - RECORD_HEAD_BYTES - CRC_BYTES;
+    memmove(buf + end + extra, buf + end, RECORD_HEAD_BYTES);
+    *data = buf;
+    *size = n + extra;
+    *extra_at = end;
+    return HTNN_OK;
+}
+
+void model_seal(unsigned char *data, size_t size)
+{
+    writer w = {data, size - CRC_BYTES};
+    put_u32(&w, crc32_ieee(data, size - CRC_BYTES));
+}
+
+htnn_status model_load_named(const unsigned char *data, size_t size, const char *name,
+                             htnn_net **out)
+{
+    return load_named(data, size, name, out);
+}
+
+/* Walks the records by their 12-byte heads only, so it needs no knowledge
+ * of the layer kinds. */
+int model_find_section(const unsigned char *data, size_t size, uint32_t tag, size_t *at,
+                       size_t *length)
+{
+    cursor c = {data, size, HEADER_BYTES - 8}; /* the layer count ends the header */
+    uint64_t layers, len;
+    uint32_t t;
+    if (!cursor_u64(&c, &layers))
+        return 0;
+    for (uint64_t i = 0; i < layers; i++)
+        if (!cursor_u32(&c, &t) || !cursor_u64(&c, &len) || !cur_skip(&c, len))
+            return 0;
+    while (cursor_u32(&c, &t) && cursor_u64(&c, &len) && t != SECTION_END) {
+        if (t == tag && len <= cursor_left(&c)) {
+            *at = c.pos;
+            *length = (size_t)len;
+            return 1;
+        }
+        if (!cur_skip(&c, len))
+            return 0;
+    }
+    return 0;
 }

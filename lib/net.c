@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "activations.h"
+#include "alloc.h"
 #include "dense.h"
+#include "layers.h"
 #include "error.h"
 #include "htnn_config.h"
 #include "losses.h"
@@ -44,7 +46,7 @@ htnn_status htnn_net_create(size_t input_width, const htnn_net_options *opts,
     if ((st = options_read(&o, sizeof o, opts, "net options")) != HTNN_OK ||
         (st = check_net_options(&o)) != HTNN_OK)
         return st;
-    htnn_net *net = calloc(1, sizeof *net);
+    htnn_net *net = mem_calloc(1, sizeof *net);
     if (net == NULL)
         return error_set(HTNN_ENOMEM, "htnn_net_create: out of memory");
     net->input_width = input_width;
@@ -59,16 +61,20 @@ static void layer_free(htnn_layer *layer)
 {
     if (layer == NULL)
         return;
-    free(layer->w);
-    free(layer);
+    mem_free(layer->w);
+    mem_free(layer);
 }
 
 static void scratch_free(htnn_net *net)
 {
-    free(net->arena);
-    free(net->scratch);
+    mem_free(net->arena);
+    mem_free(net->iarena);
+    mem_free(net->scratch);
     net->arena = NULL;
+    net->iarena = NULL;
     net->scratch = NULL;
+    net->conv_ws = NULL;
+    net->conv_ws_size = 0;
     net->grad_input = NULL;
     net->rows = 0;
     net->targets.batch = 0;
@@ -80,71 +86,131 @@ void htnn_net_free(htnn_net *net)
         return;
     for (size_t i = 0; i < net->n_layers; i++)
         layer_free(net->layers[i]);
-    free(net->layers);
+    mem_free(net->layers);
     scratch_free(net);
-    free(net);
+    mem_free(net);
 }
 
-/* One allocation holds w, b, gw, gb of a layer, and for binary weights
- * wsign, wq and alpha. */
-static htnn_layer *layer_alloc(size_t in, size_t out, int binary)
+/* The sizes of a layer's parameter block; see layer_alloc. */
+typedef struct layer_dims {
+    size_t wrows, wcols, n_b, bn_channels;
+    int binary;
+} layer_dims;
+
+/* One allocation holds w, gw, b, gb of a layer; for binary weights also
+ * wsign, wq and alpha; for batch norm the four per-channel statistics. */
+static htnn_layer *layer_alloc(const layer_dims *dims)
 {
-    htnn_layer *layer = calloc(1, sizeof *layer);
+    htnn_layer *layer = mem_calloc(1, sizeof *layer);
     if (layer == NULL)
         return NULL;
-    size_t nw = in * out;
-    size_t extra = binary ? 2 * nw + out : 0;
-    layer->w = malloc((2 * nw + 2 * out + extra) * sizeof(float));
+    size_t nw = dims->wrows * dims->wcols, nb = dims->n_b;
+    size_t extra = dims->binary ? 2 * nw + dims->wrows : 0, stats = 4 * dims->bn_channels;
+    size_t total = 2 * nw + 2 * nb + extra + stats;
+    layer->w = mem_calloc(total ? total : 1, sizeof(float));
     if (layer->w == NULL) {
-        free(layer);
+        mem_free(layer);
         return NULL;
     }
     layer->gw = layer->w + nw;
     layer->b = layer->gw + nw;
-    layer->gb = layer->b + out;
-    memset(layer->gw, 0, nw * sizeof(float));
-    memset(layer->b, 0, 2 * out * sizeof(float));
-    if (binary) {
-        layer->wsign = layer->gb + out;
-        layer->wq = layer->wsign + nw;
-        layer->alpha = layer->wq + nw;
-        memset(layer->wsign, 0, extra * sizeof(float));
+    layer->gb = layer->b + nb;
+    float *p = layer->gb + nb;
+    if (dims->binary) {
+        layer->wsign = p;
+        layer->wq = p + nw;
+        layer->alpha = p + 2 * nw;
+        p += extra;
     }
-    layer->binary_weights = binary;
-    layer->in = in;
-    layer->out = out;
+    if (stats) {
+        layer->run_mean = p;
+        layer->run_var = p + dims->bn_channels;
+        layer->bmean = p + 2 * dims->bn_channels;
+        layer->binvstd = p + 3 * dims->bn_channels;
+    }
+    layer->binary_weights = dims->binary;
+    layer->wrows = dims->wrows;
+    layer->wcols = dims->wcols;
+    layer->n_w = nw;
+    layer->n_b = nb;
     return layer;
+}
+
+/* The shape of the net's current output (the next layer's input). */
+static map_shape net_output_shape(const htnn_net *net)
+{
+    if (net->n_layers)
+        return net->layers[net->n_layers - 1]->shape_out;
+    if (net->input_shape.c)
+        return net->input_shape;
+    map_shape flat = {net->input_width, 1, 1};
+    return flat;
+}
+
+/* The options every kind of layer shares. */
+typedef struct unit_options {
+    int activation, qrelu_bits, loss, weight_targets;
+} unit_options;
+
+static htnn_status check_units(const htnn_net *net, const unit_options *u)
+{
+    size_t d = net->n_layers;
+    if (!activation_valid(u->activation, u->qrelu_bits))
+        return error_set(HTNN_EINVAL, "layer %zu: unknown activation %d or qrelu bits %d "
+                         "(1..8)", d, u->activation, u->qrelu_bits);
+    if (!loss_valid(u->loss))
+        return error_set(HTNN_EINVAL, "layer %zu: unknown loss %d", d, u->loss);
+    if (u->weight_targets != 0 && u->weight_targets != 1)
+        return error_set(HTNN_EINVAL, "layer %zu: weight_targets must be 0 or 1", d);
+    return HTNN_OK;
+}
+
+static void set_units(htnn_layer *layer, const unit_options *u)
+{
+    layer->activation = u->activation;
+    layer->qrelu_bits = u->qrelu_bits;
+    layer->loss = u->loss;
+    layer->weight_targets = u->weight_targets;
+}
+
+static htnn_status check_binary(const htnn_net *net, int binary, int bias)
+{
+    if (bias != 0 && bias != 1)
+        return error_set(HTNN_EINVAL, "layer %zu: bias must be 0 or 1", net->n_layers);
+    if (binary < HTNN_BINARY_NONE || binary > HTNN_BINARY_SIGN)
+        return error_set(HTNN_EINVAL, "layer %zu: binary_weights %d is not 0 (float), 1 "
+                         "(scaled sign) or 2 (sign)", net->n_layers, binary);
+    return HTNN_OK;
+}
+
+/* Weights of rows x cols must stay addressable and fit an sgemm's int. */
+static htnn_status check_weight_count(const htnn_net *net, size_t rows, size_t cols)
+{
+    if (cols > SIZE_MAX / sizeof(float) / 8 / rows || rows * cols > (size_t)INT_MAX)
+        return error_set(HTNN_EINVAL, "layer %zu: %zu x %zu weights are too many",
+                         net->n_layers, rows, cols);
+    return HTNN_OK;
 }
 
 static htnn_status check_dense_options(const htnn_net *net, const htnn_dense_options *o)
 {
     size_t in = htnn_net_output_width(net);
-    size_t d = net->n_layers;
+    unit_options u = {o->activation, o->qrelu_bits, o->loss, o->weight_targets};
+    htnn_status st;
     if (o->units == 0 || o->units > MAX_WIDTH)
-        return error_set(HTNN_EINVAL, "layer %zu: units %zu not in 1..%zu", d, o->units,
-                         MAX_WIDTH);
-    if (in > SIZE_MAX / sizeof(float) / 8 / o->units || in * o->units > (size_t)INT_MAX)
-        return error_set(HTNN_EINVAL, "layer %zu: %zu x %zu weights are too many", d, in,
-                         o->units);
-    if (!activation_valid(o->activation, o->qrelu_bits))
-        return error_set(HTNN_EINVAL, "layer %zu: unknown activation %d or qrelu bits %d "
-                         "(1..8)", d, o->activation, o->qrelu_bits);
-    if (!loss_valid(o->loss))
-        return error_set(HTNN_EINVAL, "layer %zu: unknown loss %d", d, o->loss);
-    if ((o->weight_targets != 0 && o->weight_targets != 1) ||
-        (o->bias != 0 && o->bias != 1))
-        return error_set(HTNN_EINVAL, "layer %zu: weight_targets and bias must be 0 or 1", d);
-    if (o->binary_weights < HTNN_BINARY_NONE || o->binary_weights > HTNN_BINARY_SIGN)
-        return error_set(HTNN_EINVAL, "layer %zu: binary_weights %d is not 0 (float), 1 "
-                         "(scaled sign) or 2 (sign)", d, o->binary_weights);
-    return HTNN_OK;
+        return error_set(HTNN_EINVAL, "layer %zu: units %zu not in 1..%zu", net->n_layers,
+                         o->units, MAX_WIDTH);
+    if ((st = check_weight_count(net, o->units, in)) != HTNN_OK ||
+        (st = check_units(net, &u)) != HTNN_OK)
+        return st;
+    return check_binary(net, o->binary_weights, o->bias);
 }
 
 static htnn_status append_layer(htnn_net *net, htnn_layer *layer)
 {
     if (net->n_layers == net->cap_layers) {
         size_t cap = net->cap_layers ? 2 * net->cap_layers : 4;
-        htnn_layer **grown = realloc(net->layers, cap * sizeof *grown);
+        htnn_layer **grown = mem_realloc(net->layers, cap * sizeof *grown);
         if (grown == NULL)
             return error_set(HTNN_ENOMEM, "add layer: out of memory");
         net->layers = grown;
@@ -160,6 +226,25 @@ static htnn_status append_layer(htnn_net *net, htnn_layer *layer)
     return HTNN_OK;
 }
 
+/* Appends a freshly built layer, or frees it on failure. */
+static htnn_status add_built(htnn_net *net, htnn_layer *layer, htnn_layer **layer_out)
+{
+    htnn_status st = append_layer(net, layer);
+    if (st != HTNN_OK) {
+        layer_free(layer);
+        return st;
+    }
+    if (layer_out)
+        *layer_out = layer;
+    return HTNN_OK;
+}
+
+static htnn_status layer_oom(const htnn_net *net, const char *kind)
+{
+    return error_set(HTNN_ENOMEM, "layer %zu: out of memory for a %s layer", net->n_layers,
+                     kind);
+}
+
 htnn_status htnn_net_add_dense(htnn_net *net, const htnn_dense_options *opts,
                                htnn_layer **layer_out)
 {
@@ -170,39 +255,196 @@ htnn_status htnn_net_add_dense(htnn_net *net, const htnn_dense_options *opts,
     if ((st = options_read(&o, sizeof o, opts, "dense options")) != HTNN_OK ||
         (st = check_dense_options(net, &o)) != HTNN_OK)
         return st;
-    htnn_layer *layer = layer_alloc(htnn_net_output_width(net), o.units, o.binary_weights);
+    size_t in = htnn_net_output_width(net);
+    layer_dims dims = {o.units, in, o.units, 0, o.binary_weights};
+    htnn_layer *layer = layer_alloc(&dims);
     if (layer == NULL)
         return error_set(HTNN_ENOMEM, "layer %zu: out of memory for %zu x %zu weights",
-                         net->n_layers, htnn_net_output_width(net), o.units);
+                         net->n_layers, in, o.units);
+    unit_options u = {o.activation, o.qrelu_bits, o.loss, o.weight_targets};
     layer->kind = HTNN_LAYER_DENSE;
-    layer->activation = o.activation;
-    layer->qrelu_bits = o.qrelu_bits;
-    layer->loss = o.loss;
-    layer->weight_targets = o.weight_targets;
+    layer->in = in;
+    layer->out = o.units;
+    layer->shape_in = net_output_shape(net);
+    layer->shape_out = (map_shape){o.units, 1, 1};
+    set_units(layer, &u);
     layer->has_bias = o.bias;
     dense_init(layer, &net->rng);
     dense_binarize(layer);
-    if ((st = append_layer(net, layer)) != HTNN_OK) {
-        layer_free(layer);
-        return st;
-    }
-    if (layer_out)
-        *layer_out = layer;
+    return add_built(net, layer, layer_out);
+}
+
+htnn_status htnn_net_set_input_shape(htnn_net *net, size_t channels, size_t height,
+                                     size_t width)
+{
+    if (net == NULL)
+        return error_set(HTNN_EINVAL, "htnn_net_set_input_shape: net is NULL");
+    if (net->n_layers)
+        return error_set(HTNN_ESTATE, "htnn_net_set_input_shape: the net already has "
+                         "layers");
+    if (channels == 0 || height == 0 || width == 0 ||
+        channels > net->input_width / height / width ||
+        channels * height * width != net->input_width)
+        return error_set(HTNN_ESHAPE, "htnn_net_set_input_shape: %zu x %zu x %zu is not "
+                         "the input width %zu", channels, height, width, net->input_width);
+    net->input_shape = (map_shape){channels, height, width};
     return HTNN_OK;
+}
+
+/* The output feature map of a kernel / window over `in`, or an error. */
+static htnn_status window_shape(const htnn_net *net, map_shape in, size_t kh, size_t kw,
+                                size_t stride, size_t pad, size_t channels, map_shape *out)
+{
+    size_t oh = window_out(in.h, kh, stride, pad), ow = window_out(in.w, kw, stride, pad);
+    if (kh == 0 || kw == 0 || stride == 0)
+        return error_set(HTNN_EINVAL, "layer %zu: kernel %zux%zu and stride %zu must be "
+                         ">= 1", net->n_layers, kh, kw, stride);
+    if (pad >= kh || pad >= kw)
+        return error_set(HTNN_EINVAL, "layer %zu: padding %zu must be smaller than the "
+                         "kernel %zux%zu", net->n_layers, pad, kh, kw);
+    if (oh == 0 || ow == 0)
+        return error_set(HTNN_ESHAPE, "layer %zu: window %zux%zu (padding %zu) is larger "
+                         "than its %zux%zu input (set the input shape with "
+                         "htnn_net_set_input_shape)", net->n_layers, kh, kw, pad, in.h,
+                         in.w);
+    if (channels == 0 || channels > MAX_WIDTH || oh * ow > MAX_WIDTH / channels)
+        return error_set(HTNN_EINVAL, "layer %zu: %zu channels of %zux%zu are not in 1..%zu "
+                         "values", net->n_layers, channels, oh, ow, MAX_WIDTH);
+    *out = (map_shape){channels, oh, ow};
+    return HTNN_OK;
+}
+
+htnn_status htnn_net_add_conv2d(htnn_net *net, const htnn_conv2d_options *opts,
+                                htnn_layer **layer_out)
+{
+    htnn_conv2d_options o = HTNN_CONV2D_OPTIONS_INIT;
+    htnn_status st;
+    map_shape out;
+    if (net == NULL || opts == NULL)
+        return error_set(HTNN_EINVAL, "htnn_net_add_conv2d: net or options is NULL");
+    if ((st = options_read(&o, sizeof o, opts, "conv2d options")) != HTNN_OK)
+        return st;
+    map_shape in = net_output_shape(net);
+    unit_options u = {o.activation, o.qrelu_bits, o.loss, o.weight_targets};
+    if (o.channels == 0)
+        return error_set(HTNN_EINVAL, "layer %zu: conv2d with 0 channels", net->n_layers);
+    if ((st = window_shape(net, in, o.kernel_h, o.kernel_w, o.stride, o.padding, o.channels,
+                           &out)) != HTNN_OK ||
+        (st = check_weight_count(net, o.channels, o.kernel_h * o.kernel_w * in.c)) !=
+            HTNN_OK ||
+        (st = check_units(net, &u)) != HTNN_OK ||
+        (st = check_binary(net, o.binary_weights, o.bias)) != HTNN_OK)
+        return st;
+    layer_dims dims = {o.channels, o.kernel_h * o.kernel_w * in.c, o.channels, 0,
+                       o.binary_weights};
+    htnn_layer *layer = layer_alloc(&dims);
+    if (layer == NULL)
+        return layer_oom(net, "conv2d");
+    layer->kind = HTNN_LAYER_CONV2D;
+    layer->shape_in = in;
+    layer->shape_out = out;
+    layer->in = in.c * in.h * in.w;
+    layer->out = out.c * out.h * out.w;
+    layer->kh = o.kernel_h, layer->kw = o.kernel_w;
+    layer->stride = o.stride, layer->pad = o.padding;
+    set_units(layer, &u);
+    layer->has_bias = o.bias;
+    dense_init(layer, &net->rng);
+    dense_binarize(layer);
+    return add_built(net, layer, layer_out);
+}
+
+htnn_status htnn_net_add_maxpool2d(htnn_net *net, const htnn_maxpool2d_options *opts,
+                                   htnn_layer **layer_out)
+{
+    htnn_maxpool2d_options o = HTNN_MAXPOOL2D_OPTIONS_INIT;
+    htnn_status st;
+    map_shape out;
+    if (net == NULL || opts == NULL)
+        return error_set(HTNN_EINVAL, "htnn_net_add_maxpool2d: net or options is NULL");
+    if ((st = options_read(&o, sizeof o, opts, "maxpool2d options")) != HTNN_OK)
+        return st;
+    map_shape in = net_output_shape(net);
+    size_t stride = o.stride ? o.stride : o.size;
+    unit_options u = {o.activation, o.qrelu_bits, o.loss, o.weight_targets};
+    if ((st = window_shape(net, in, o.size, o.size, stride, 0, in.c, &out)) != HTNN_OK ||
+        (st = check_units(net, &u)) != HTNN_OK)
+        return st;
+    layer_dims dims = {0, 0, 0, 0, 0};
+    htnn_layer *layer = layer_alloc(&dims);
+    if (layer == NULL)
+        return layer_oom(net, "max-pool");
+    layer->kind = HTNN_LAYER_MAXPOOL2D;
+    layer->shape_in = in;
+    layer->shape_out = out;
+    layer->in = in.c * in.h * in.w;
+    layer->out = out.c * out.h * out.w;
+    layer->kh = layer->kw = o.size;
+    layer->stride = stride;
+    set_units(layer, &u);
+    return add_built(net, layer, layer_out);
+}
+
+htnn_status htnn_net_add_batchnorm(htnn_net *net, const htnn_batchnorm_options *opts,
+                                   htnn_layer **layer_out)
+{
+    htnn_batchnorm_options o = HTNN_BATCHNORM_OPTIONS_INIT;
+    htnn_status st;
+    if (net == NULL || opts == NULL)
+        return error_set(HTNN_EINVAL, "htnn_net_add_batchnorm: net or options is NULL");
+    if ((st = options_read(&o, sizeof o, opts, "batchnorm options")) != HTNN_OK)
+        return st;
+    unit_options u = {o.activation, o.qrelu_bits, o.loss, o.weight_targets};
+    if (!(o.momentum > 0.0f && o.momentum <= 1.0f) || !(o.epsilon > 0.0f) ||
+        !isfinite(o.epsilon))
+        return error_set(HTNN_EINVAL, "layer %zu: batch-norm momentum %g not in (0, 1] or "
+                         "epsilon %g not > 0", net->n_layers, (double)o.momentum,
+                         (double)o.epsilon);
+    if ((st = check_units(net, &u)) != HTNN_OK)
+        return st;
+    map_shape in = net_output_shape(net);
+    layer_dims dims = {1, in.c, in.c, in.c, 0};
+    htnn_layer *layer = layer_alloc(&dims);
+    if (layer == NULL)
+        return layer_oom(net, "batch-norm");
+    layer->kind = HTNN_LAYER_BATCHNORM;
+    layer->shape_in = layer->shape_out = in;
+    layer->in = layer->out = in.c * in.h * in.w;
+    set_units(layer, &u);
+    layer->has_bias = 1;
+    layer->bn_momentum = o.momentum;
+    layer->bn_eps = o.epsilon;
+    for (size_t j = 0; j < in.c; j++)
+        layer->w[j] = layer->run_var[j] = 1.0f;
+    return add_built(net, layer, layer_out);
+}
+
+const layer_ops *layer_ops_of(const htnn_layer *layer)
+{
+    switch (layer->kind) {
+    case HTNN_LAYER_CONV2D: return &conv_ops;
+    case HTNN_LAYER_MAXPOOL2D: return &pool_ops;
+    case HTNN_LAYER_BATCHNORM: return &batchnorm_ops;
+    default: return &dense_ops;
+    }
 }
 
 static htnn_layer *layer_copy(const htnn_layer *src)
 {
-    htnn_layer *layer = layer_alloc(src->in, src->out, src->binary_weights);
+    size_t stats = src->run_mean ? src->n_b : 0;
+    layer_dims dims = {src->wrows, src->wcols, src->n_b, stats, src->binary_weights};
+    htnn_layer *layer = layer_alloc(&dims);
     if (layer == NULL)
         return NULL;
-    float *w = layer->w, *gw = layer->gw, *b = layer->b, *gb = layer->gb;
-    float *ws = layer->wsign, *wq = layer->wq, *alpha = layer->alpha;
+    htnn_layer fresh = *layer;
+    size_t total = 2 * src->n_w + 2 * src->n_b + 4 * stats +
+                   (src->binary_weights ? 2 * src->n_w + src->wrows : 0);
+    memcpy(fresh.w, src->w, total * sizeof *fresh.w);
     *layer = *src;
-    layer->w = w, layer->gw = gw, layer->b = b, layer->gb = gb;
-    layer->wsign = ws, layer->wq = wq, layer->alpha = alpha;
-    memcpy(w, src->w, src->in * src->out * sizeof *w);
-    memcpy(b, src->b, src->out * sizeof *b);
+    layer->w = fresh.w, layer->gw = fresh.gw, layer->b = fresh.b, layer->gb = fresh.gb;
+    layer->wsign = fresh.wsign, layer->wq = fresh.wq, layer->alpha = fresh.alpha;
+    layer->run_mean = fresh.run_mean, layer->run_var = fresh.run_var;
+    layer->bmean = fresh.bmean, layer->binvstd = fresh.binvstd;
     dense_binarize(layer);
     return layer;
 }
@@ -216,6 +458,7 @@ htnn_status htnn_net_clone(const htnn_net *net, htnn_net **out)
     if ((st = htnn_net_create(net->input_width, &net->opts, &copy)) != HTNN_OK)
         return st;
     copy->rng = net->rng;
+    copy->input_shape = net->input_shape;
     for (size_t i = 0; i < net->n_layers; i++) {
         htnn_layer *layer = layer_copy(net->layers[i]);
         if (layer == NULL || append_layer(copy, layer) != HTNN_OK) {
@@ -288,7 +531,7 @@ size_t htnn_net_parameter_count(const htnn_net *net)
 {
     size_t total = 0;
     for (size_t i = 0; net && i < net->n_layers; i++)
-        total += net->layers[i]->out * (net->layers[i]->in + (size_t)net->layers[i]->has_bias);
+        total += layer_param_count(net->layers[i]);
     return total;
 }
 
@@ -306,10 +549,12 @@ htnn_status htnn_layer_get_info(const htnn_layer *layer, htnn_layer_info *out)
     size_t theirs = out->struct_size;
     if (theirs < sizeof(size_t) || theirs > sizeof *out)
         return error_set(HTNN_EINVAL, "htnn_layer_get_info: bad struct_size %zu", theirs);
+    const map_shape *i = &layer->shape_in, *o = &layer->shape_out;
     htnn_layer_info info = {sizeof info, layer->kind, layer->index, layer->in, layer->out,
                             layer->activation, layer->qrelu_bits, layer->loss,
-                            layer->weight_targets, layer->has_bias, layer->in * layer->out,
-                            layer->binary_weights};
+                            layer->weight_targets, layer->has_bias, layer->n_w,
+                            layer->binary_weights, i->c, i->h, i->w, o->c, o->h, o->w,
+                            layer->kh, layer->kw, layer->stride, layer->pad, layer->n_b};
     memcpy((char *)out + sizeof(size_t), (char *)&info + sizeof(size_t),
            theirs - sizeof(size_t));
     return HTNN_OK;
@@ -337,7 +582,7 @@ static htnn_status check_copy(const htnn_layer *layer, const void *p, size_t cou
 
 htnn_status htnn_layer_get_weights(const htnn_layer *layer, float *dst, size_t count)
 {
-    htnn_status st = check_copy(layer, dst, count, layer ? layer->in * layer->out : 0,
+    htnn_status st = check_copy(layer, dst, count, layer ? layer->n_w : 0,
                                 "htnn_layer_get_weights");
     if (st == HTNN_OK)
         memcpy(dst, layer->w, count * sizeof *dst);
@@ -346,7 +591,7 @@ htnn_status htnn_layer_get_weights(const htnn_layer *layer, float *dst, size_t c
 
 htnn_status htnn_layer_set_weights(htnn_layer *layer, const float *src, size_t count)
 {
-    htnn_status st = check_copy(layer, src, count, layer ? layer->in * layer->out : 0,
+    htnn_status st = check_copy(layer, src, count, layer ? layer->n_w : 0,
                                 "htnn_layer_set_weights");
     if (st != HTNN_OK)
         return st;
@@ -360,7 +605,7 @@ htnn_status htnn_layer_set_weights(htnn_layer *layer, const float *src, size_t c
 
 htnn_status htnn_layer_get_bias(const htnn_layer *layer, float *dst, size_t count)
 {
-    htnn_status st = check_copy(layer, dst, count, layer ? layer->out : 0,
+    htnn_status st = check_copy(layer, dst, count, layer ? layer->n_b : 0,
                                 "htnn_layer_get_bias");
     if (st == HTNN_OK)
         memcpy(dst, layer->b, count * sizeof *dst);
@@ -369,7 +614,7 @@ htnn_status htnn_layer_get_bias(const htnn_layer *layer, float *dst, size_t coun
 
 htnn_status htnn_layer_set_bias(htnn_layer *layer, const float *src, size_t count)
 {
-    htnn_status st = check_copy(layer, src, count, layer ? layer->out : 0,
+    htnn_status st = check_copy(layer, src, count, layer ? layer->n_b : 0,
                                 "htnn_layer_set_bias");
     if (st != HTNN_OK)
         return st;
@@ -395,65 +640,112 @@ htnn_status htnn_layer_set_loss(htnn_layer *layer, int loss, int weight_targets)
     return HTNN_OK;
 }
 
-/* Per layer: z, h, dz, t, tw (5 x rows x out); then G (rows x widest input). */
+/* Floats per example of a layer's scratch: z, h, dz, t, tw, and X^ for
+ * batch norm. */
+static size_t scratch_width(const htnn_layer *layer)
+{
+    return (layer->kind == HTNN_LAYER_BATCHNORM ? 6 : 5) * layer->out;
+}
+
+/* The arena's layout for `rows` examples: per layer its scratch, then G
+ * (rows x widest input), then the conv workspace; max-pool indices apart. */
+typedef struct arena_plan {
+    size_t floats, ints, max_in, conv_ws;
+} arena_plan;
+
+static htnn_status plan_arena(const htnn_net *net, size_t rows, arena_plan *plan)
+{
+    size_t per_row = 0, ints = 0;
+    *plan = (arena_plan){0, 0, 0, 0};
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const htnn_layer *layer = net->layers[i];
+        size_t ws = conv_workspace(layer, rows);
+        per_row += scratch_width(layer);
+        ints += layer->kind == HTNN_LAYER_MAXPOOL2D ? layer->out : 0;
+        plan->max_in = layer->in > plan->max_in ? layer->in : plan->max_in;
+        plan->conv_ws = ws > plan->conv_ws ? ws : plan->conv_ws;
+    }
+    per_row += plan->max_in;
+    if (rows > (SIZE_MAX / sizeof(float) - plan->conv_ws) / per_row ||
+        (ints && rows > SIZE_MAX / sizeof(int32_t) / ints))
+        return error_set(HTNN_ENOMEM, "batch of %zu rows is too large", rows);
+    plan->floats = rows * per_row + plan->conv_ws;
+    plan->ints = rows * ints;
+    return HTNN_OK;
+}
+
+static void carve_arena(htnn_net *net, size_t rows, const arena_plan *plan)
+{
+    float *p = net->arena;
+    int32_t *q = net->iarena;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const htnn_layer *layer = net->layers[i];
+        size_t n = rows * layer->out;
+        layer_scratch *s = &net->scratch[i];
+        float **slots[6] = {&s->z, &s->h, &s->dz, &s->t, &s->tw, &s->aux};
+        s->aux = NULL;
+        s->arg = NULL;
+        for (size_t k = 0; k < scratch_width(layer) / layer->out; k++, p += n)
+            *slots[k] = p;
+        if (layer->kind == HTNN_LAYER_MAXPOOL2D) {
+            s->arg = q;
+            q += n;
+        }
+    }
+    net->grad_input = p;
+    net->conv_ws = p + rows * plan->max_in;
+    net->conv_ws_size = plan->conv_ws;
+}
+
 htnn_status net_reserve(htnn_net *net, size_t rows)
 {
+    arena_plan plan;
+    htnn_status st;
     if (rows <= net->rows)
         return HTNN_OK;
-    size_t per_row = 0, max_in = 0;
-    for (size_t i = 0; i < net->n_layers; i++) {
-        per_row += 5 * net->layers[i]->out;
-        if (net->layers[i]->in > max_in)
-            max_in = net->layers[i]->in;
-    }
-    per_row += max_in;
-    if (rows > SIZE_MAX / sizeof(float) / per_row)
-        return error_set(HTNN_ENOMEM, "batch of %zu rows is too large", rows);
-    float *arena = malloc(rows * per_row * sizeof *arena);
-    layer_scratch *scratch = malloc((net->n_layers + 1) * sizeof *scratch);
-    if (arena == NULL || scratch == NULL) {
-        free(arena);
-        free(scratch);
+    if ((st = plan_arena(net, rows, &plan)) != HTNN_OK)
+        return st;
+    float *arena = mem_malloc(plan.floats * sizeof *arena);
+    int32_t *iarena = plan.ints ? mem_malloc(plan.ints * sizeof *iarena) : NULL;
+    layer_scratch *scratch = mem_malloc((net->n_layers + 1) * sizeof *scratch);
+    if (arena == NULL || scratch == NULL || (plan.ints && iarena == NULL)) {
+        mem_free(arena);
+        mem_free(iarena);
+        mem_free(scratch);
         return error_set(HTNN_ENOMEM, "out of memory for a batch of %zu rows", rows);
     }
     scratch_free(net);
     net->arena = arena;
+    net->iarena = iarena;
     net->scratch = scratch;
     net->rows = rows;
-    float *p = arena;
-    for (size_t i = 0; i < net->n_layers; i++) {
-        size_t n = rows * net->layers[i]->out;
-        float **slots[5] = {&scratch[i].z, &scratch[i].h, &scratch[i].dz, &scratch[i].t,
-                            &scratch[i].tw};
-        for (int k = 0; k < 5; k++, p += n)
-            *slots[k] = p;
-    }
-    net->grad_input = p;
+    carve_arena(net, rows, &plan);
     return HTNN_OK;
 }
 
-void net_forward(htnn_net *net, const float *x, size_t m)
+/* Binary weights are re-binarised once per training batch (training
+ * changes w between batches), and for prediction only when they may have
+ * changed (bin_fresh == 0). */
+static void forward_pass(htnn_net *net, const float *x, size_t m, int training)
 {
     const float *in = x;
     for (size_t i = 0; i < net->n_layers; i++) {
+        htnn_layer *layer = net->layers[i];
         layer_scratch *s = &net->scratch[i];
-        dense_binarize(net->layers[i]); /* once per batch; no-op for float weights */
-        net->layers[i]->bin_fresh = 0;
-        dense_forward(net->layers[i], in, m, s->z, s->h);
+        if (training || !layer->bin_fresh)
+            dense_binarize(layer); /* a no-op for float weights */
+        if (training)
+            layer->bin_fresh = 0;
+        layer_ops_of(layer)->forward(layer, in, m, s, training);
         in = s->h;
     }
 }
 
+void net_forward(htnn_net *net, const float *x, size_t m) { forward_pass(net, x, m, 1); }
+
 void net_forward_inference(htnn_net *net, const float *x, size_t m)
 {
-    const float *in = x;
-    for (size_t i = 0; i < net->n_layers; i++) {
-        layer_scratch *s = &net->scratch[i];
-        if (!net->layers[i]->bin_fresh)
-            dense_binarize(net->layers[i]);
-        dense_forward(net->layers[i], in, m, s->z, s->h);
-        in = s->h;
-    }
+    forward_pass(net, x, m, 0);
 }
 
 htnn_status net_check_batch(const htnn_net *net, const float *x, const int32_t *labels,

@@ -1,6 +1,5 @@
 /* Internal: the net, its layers and the per-batch scratch arena.
- * Only net.c, dense.c, train.c, predict.c, targets.c and optimizer.c see
- * these structs.
+ * The library's own files see these structs; callers see opaque handles.
  * SPDX-License-Identifier: MIT */
 #ifndef HTNN_LIB_NET_INTERNAL_H
 #define HTNN_LIB_NET_INTERNAL_H
@@ -9,15 +8,32 @@
 #include "htnn/net.h"
 #include "rng.h"
 
+/* A feature map's shape: channels x height x width, stored NHWC (channels
+ * fastest).  A dense layer's output is units x 1 x 1. */
+typedef struct map_shape {
+    size_t c, h, w;
+} map_shape;
+
 struct htnn_layer {
     htnn_net *net;     /* owning net */
     size_t index;      /* position in the net */
     int kind;          /* htnn_layer_kind */
-    size_t in, out;    /* widths n[d-1], n[d] */
+    size_t in, out;    /* widths n[d-1], n[d] (flattened feature maps) */
+    map_shape shape_in, shape_out;
+    size_t kh, kw, stride, pad;  /* conv kernel / pool window; 0 for others */
     int activation, qrelu_bits, loss, weight_targets, has_bias;
-    float *w;          /* out x in, row-major */
-    float *b;          /* out (zeros when has_bias == 0) */
+    /* Parameters as a matrix of wrows x wcols (dense: out x in; conv:
+     * channels x kh*kw*in_channels; batch norm: gamma as 1 x channels;
+     * pool: none).  n_w = wrows * wcols; n_b values of b (dense: out; conv
+     * and batch norm: channels; pool: 0). */
+    size_t wrows, wcols, n_w, n_b;
+    float *w;          /* n_w weights, row-major */
+    float *b;          /* n_b biases (zeros when has_bias == 0) */
     float *gw, *gb;    /* gradients of the last batch, same shapes */
+    /* batch norm: running statistics, and the last training batch's mean
+     * and 1/sqrt(var + eps), per channel */
+    float bn_momentum, bn_eps;
+    float *run_mean, *run_var, *bmean, *binvstd;
     /* binary weights (htnn_binary_weights), allocated with the layer and
      * refreshed from w by dense_binarize once per batch: */
     int binary_weights;
@@ -44,6 +60,8 @@ typedef struct layer_scratch {
     float *dz;  /* dL/dZ[d] */
     float *t;   /* targets T[d] (+1 / -1 / 0) */
     float *tw;  /* target weights as the heuristic set them */
+    float *aux; /* batch norm: the normalised input X^ (rows x out) */
+    int32_t *arg; /* max-pool: the arg-max input of each output (rows x out) */
 } layer_scratch;
 
 struct htnn_targets {
@@ -64,6 +82,10 @@ struct htnn_net {
     float *arena;
     layer_scratch *scratch;  /* n_layers entries */
     float *grad_input;       /* G: rows x max input width */
+    float *conv_ws;          /* im2col workspace shared by conv layers */
+    size_t conv_ws_size;     /* its floats */
+    int32_t *iarena;         /* max-pool arg-max indices */
+    map_shape input_shape;   /* htnn_net_set_input_shape */
     htnn_targets targets;
 };
 
@@ -73,6 +95,12 @@ htnn_status net_reserve(htnn_net *net, size_t rows);
 
 /* Applies the net's thread setting to the BLAS library. */
 void net_apply_threads(const htnn_net *net);
+
+/* The layer's parameter count: weights plus biases (if it has them). */
+static inline size_t layer_param_count(const htnn_layer *layer)
+{
+    return layer->n_w + (layer->has_bias ? layer->n_b : 0);
+}
 
 /* Forward pass of `m` <= net->rows examples through every layer; the
  * outputs stay in the scratch arena.  Binary weights are re-binarised

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "dense.h"
 #include "error.h"
 #include "optimizer_internal.h"
@@ -21,6 +22,7 @@ struct htnn_optimizer {
     float *state;             /* one allocation for every layer */
     float **layer_state;      /* per layer: [m_w | m_b | v_w | v_b] */
     size_t n_layers;
+    size_t n_state;           /* floats in state (0 for plain SGD) */
 };
 
 static htnn_status check_options(const htnn_optimizer_options *o)
@@ -55,7 +57,7 @@ htnn_status htnn_optimizer_create(const htnn_optimizer_options *opts, htnn_optim
     if ((st = options_read(&o, sizeof o, opts, "optimizer options")) != HTNN_OK ||
         (st = check_options(&o)) != HTNN_OK)
         return st;
-    htnn_optimizer *opt = calloc(1, sizeof *opt);
+    htnn_optimizer *opt = mem_calloc(1, sizeof *opt);
     if (opt == NULL)
         return error_set(HTNN_ENOMEM, "htnn_optimizer_create: out of memory");
     opt->o = o;
@@ -66,12 +68,13 @@ htnn_status htnn_optimizer_create(const htnn_optimizer_options *opts, htnn_optim
 
 static void state_free(htnn_optimizer *opt)
 {
-    free(opt->state);
-    free(opt->layer_state);
+    mem_free(opt->state);
+    mem_free(opt->layer_state);
     opt->state = NULL;
     opt->layer_state = NULL;
     opt->net = NULL;
     opt->n_layers = 0;
+    opt->n_state = 0;
 }
 
 void htnn_optimizer_free(htnn_optimizer *opt)
@@ -79,7 +82,7 @@ void htnn_optimizer_free(htnn_optimizer *opt)
     if (opt == NULL)
         return;
     state_free(opt);
-    free(opt);
+    mem_free(opt);
 }
 
 htnn_status htnn_optimizer_reset(htnn_optimizer *opt)
@@ -134,23 +137,24 @@ htnn_status optimizer_bind(htnn_optimizer *opt, const htnn_net *net)
         return HTNN_OK;
     size_t slots = slots_per_param(&opt->o), total = 0;
     for (size_t i = 0; i < net->n_layers; i++)
-        total += slots * net->layers[i]->out * (net->layers[i]->in + 1);
-    float *state = calloc(total ? total : 1, sizeof *state);
-    float **layer_state = malloc(net->n_layers * sizeof *layer_state);
+        total += slots * (net->layers[i]->n_w + net->layers[i]->n_b);
+    float *state = mem_calloc(total ? total : 1, sizeof *state);
+    float **layer_state = mem_malloc(net->n_layers * sizeof *layer_state);
     if (state == NULL || layer_state == NULL) {
-        free(state);
-        free(layer_state);
+        mem_free(state);
+        mem_free(layer_state);
         return error_set(HTNN_ENOMEM, "optimizer: out of memory for %zu state values", total);
     }
     state_free(opt);
     float *p = state;
     for (size_t i = 0; i < net->n_layers; i++) {
         layer_state[i] = p;
-        p += slots * net->layers[i]->out * (net->layers[i]->in + 1);
+        p += slots * (net->layers[i]->n_w + net->layers[i]->n_b);
     }
     opt->state = state;
     opt->layer_state = layer_state;
     opt->n_layers = net->n_layers;
+    opt->n_state = total;
     opt->net = net;
     opt->layout_id = net->layout_id;
     opt->steps = 0;
@@ -211,7 +215,7 @@ static void update_array(htnn_optimizer *opt, float *w, const float *g, float *s
 
 void optimizer_update_layer(htnn_optimizer *opt, htnn_layer *layer)
 {
-    size_t nw = layer->in * layer->out, nb = layer->out, total = nw + nb;
+    size_t nw = layer->n_w, nb = layer->n_b, total = nw + nb;
     float *state = opt->layer_state[layer->index];
     update_array(opt, layer->w, layer->gw, state, nw, total, opt->o.weight_decay);
     if (layer->has_bias)
@@ -222,4 +226,23 @@ void optimizer_update_layer(htnn_optimizer *opt, htnn_layer *layer)
         dense_clip_latent(layer);
         dense_binarize(layer);
     }
+}
+
+/* ------------------------------------------------------------------------
+ * The state checkpoints and divergence snapshots save (checkpoint.c,
+ * snapshot.c).
+ */
+
+float *optimizer_state(htnn_optimizer *opt, size_t *count)
+{
+    *count = opt->n_state;
+    return opt->state;
+}
+
+const htnn_optimizer_options *optimizer_options(const htnn_optimizer *opt) { return &opt->o; }
+
+void optimizer_set_progress(htnn_optimizer *opt, uint64_t steps, float lr)
+{
+    opt->steps = steps;
+    opt->lr = lr;
 }

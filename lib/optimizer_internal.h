@@ -12,6 +12,19 @@ htnn_status optimizer_bind(htnn_optimizer *opt, const htnn_net *net);
 /* Counts one step (Adam's bias correction uses the count). */
 void optimizer_begin_step(htnn_optimizer *opt);
 
+/* The moment buffers of the bound state: *count floats (0 for SGD
+ * without momentum), per layer and slot (SGD: the momentum buffer; Adam:
+ * m, then v) the layer's weights then its biases.  NULL before
+ * optimizer_bind. */
+float *optimizer_state(htnn_optimizer *opt, size_t *count);
+
+/* The options the optimizer was created with. */
+const htnn_optimizer_options *optimizer_options(const htnn_optimizer *opt);
+
+/* Sets the step count and the current learning rate (restoring a saved
+ * state; a fit's next htnn_optimizer_set_epoch recomputes the rate). */
+void optimizer_set_progress(htnn_optimizer *opt, uint64_t steps, float lr);
+
 /* Updates one layer's weights and bias from its gradients gw, gb. */
 void optimizer_update_layer(htnn_optimizer *opt, htnn_layer *layer);
 

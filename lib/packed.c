@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "dense.h"
 #include "error.h"
 #include "losses.h"
@@ -31,14 +32,14 @@ static size_t words_for(size_t bits) { return (bits + 63) / 64; }
 
 static void layer_free_arrays(packed_layer *l)
 {
-    free(l->wbits);
-    free(l->alpha);
-    free(l->w);
-    free(l->bias);
-    free(l->thr);
-    free(l->w8);
-    free(l->thr_q[0]);
-    free(l->thr_q[1]);
+    mem_free(l->wbits);
+    mem_free(l->alpha);
+    mem_free(l->w);
+    mem_free(l->bias);
+    mem_free(l->thr);
+    mem_free(l->w8);
+    mem_free(l->thr_q[0]);
+    mem_free(l->thr_q[1]);
 }
 
 void htnn_packed_free(htnn_packed *p)
@@ -47,21 +48,21 @@ void htnn_packed_free(htnn_packed *p)
         return;
     for (size_t i = 0; p->layers && i < p->n_layers; i++)
         layer_free_arrays(&p->layers[i]);
-    free(p->layers);
-    free(p->q);
-    free(p->bits[0]);
-    free(p->bits[1]);
-    free(p->fx);
-    free(p->fz);
-    free(p->acc);
-    free(p);
+    mem_free(p->layers);
+    mem_free(p->q);
+    mem_free(p->bits[0]);
+    mem_free(p->bits[1]);
+    mem_free(p->fx);
+    mem_free(p->fz);
+    mem_free(p->acc);
+    mem_free(p);
 }
 
 htnn_status packed_new(size_t input_width, int output, size_t n_layers, htnn_packed **out)
 {
-    htnn_packed *p = calloc(1, sizeof *p);
-    if (p == NULL || (p->layers = calloc(n_layers ? n_layers : 1, sizeof *p->layers)) == NULL) {
-        free(p);
+    htnn_packed *p = mem_calloc(1, sizeof *p);
+    if (p == NULL || (p->layers = mem_calloc(n_layers ? n_layers : 1, sizeof *p->layers)) == NULL) {
+        mem_free(p);
         return error_set(HTNN_ENOMEM, "pack: out of memory");
     }
     p->input_width = input_width;
@@ -75,12 +76,12 @@ htnn_status packed_layer_alloc(packed_layer *l)
 {
     l->words = words_for(l->in);
     if (l->binary) {
-        l->wbits = calloc(l->out * l->words, sizeof *l->wbits);
-        l->alpha = malloc(l->out * sizeof *l->alpha);
+        l->wbits = mem_calloc(l->out * l->words, sizeof *l->wbits);
+        l->alpha = mem_malloc(l->out * sizeof *l->alpha);
     } else {
-        l->w = malloc(l->in * l->out * sizeof *l->w);
+        l->w = mem_malloc(l->in * l->out * sizeof *l->w);
     }
-    l->bias = calloc(l->out, sizeof *l->bias);
+    l->bias = mem_calloc(l->out, sizeof *l->bias);
     if ((l->binary ? l->wbits == NULL || l->alpha == NULL : l->w == NULL) || l->bias == NULL)
         return error_set(HTNN_ENOMEM, "pack: out of memory for %zu x %zu weights", l->out,
                          l->in);
@@ -141,7 +142,7 @@ static htnn_status derive_layer(packed_layer *l, size_t d, int last)
         return HTNN_OK;
     if (d == 0) {
         /* the float net's +-1 weights, for its own sgemm */
-        l->w = malloc(l->in * l->out * sizeof *l->w);
+        l->w = mem_malloc(l->in * l->out * sizeof *l->w);
         if (l->w == NULL)
             return error_set(HTNN_ENOMEM, "pack: out of memory");
         for (size_t j = 0; j < l->out; j++)
@@ -153,7 +154,7 @@ static htnn_status derive_layer(packed_layer *l, size_t d, int last)
         return HTNN_OK;
     int64_t k = (int64_t)l->in;
     if (d > 0) {
-        if ((l->thr = malloc(l->out * sizeof *l->thr)) == NULL)
+        if ((l->thr = mem_malloc(l->out * sizeof *l->thr)) == NULL)
             return error_set(HTNN_ENOMEM, "pack: out of memory");
         for (size_t j = 0; j < l->out; j++) {
             /* S = K - 2 pc >= T  <=>  pc <= floor((K - T) / 2) */
@@ -165,9 +166,9 @@ static htnn_status derive_layer(packed_layer *l, size_t d, int last)
     if (255 * k > INT32_MAX)
         return HTNN_OK; /* inputs this wide always take the float path */
     l->stride8 = (l->in + PACKED_U8_ALIGN - 1) / PACKED_U8_ALIGN * PACKED_U8_ALIGN;
-    l->w8 = calloc(l->out * l->stride8, 1);
-    l->thr_q[0] = malloc(l->out * sizeof(int32_t));
-    l->thr_q[1] = malloc(l->out * sizeof(int32_t));
+    l->w8 = mem_calloc(l->out * l->stride8, 1);
+    l->thr_q[0] = mem_malloc(l->out * sizeof(int32_t));
+    l->thr_q[1] = mem_malloc(l->out * sizeof(int32_t));
     if (l->w8 == NULL || l->thr_q[0] == NULL || l->thr_q[1] == NULL)
         return error_set(HTNN_ENOMEM, "pack: out of memory");
     for (size_t j = 0; j < l->out; j++) {
@@ -199,12 +200,12 @@ htnn_status packed_finish(htnn_packed *p)
     if (st != HTNN_OK)
         return st;
     size_t c = PACKED_CHUNK, s8 = p->layers[0].stride8;
-    p->q = s8 ? calloc(c * s8, 1) : NULL;
-    p->bits[0] = calloc(c * max_words, sizeof(uint64_t));
-    p->bits[1] = calloc(c * max_words, sizeof(uint64_t));
-    p->fx = malloc(c * max_in * sizeof(float));
-    p->fz = malloc(c * max_out * sizeof(float));
-    p->acc = malloc(c * max_out * sizeof(int32_t));
+    p->q = s8 ? mem_calloc(c * s8, 1) : NULL;
+    p->bits[0] = mem_calloc(c * max_words, sizeof(uint64_t));
+    p->bits[1] = mem_calloc(c * max_words, sizeof(uint64_t));
+    p->fx = mem_malloc(c * max_in * sizeof(float));
+    p->fz = mem_malloc(c * max_out * sizeof(float));
+    p->acc = mem_malloc(c * max_out * sizeof(int32_t));
     if ((s8 && p->q == NULL) || p->bits[0] == NULL || p->bits[1] == NULL || p->fx == NULL ||
         p->fz == NULL || p->acc == NULL)
         return error_set(HTNN_ENOMEM, "pack: out of memory for the scratch buffers");
@@ -221,6 +222,10 @@ htnn_status htnn_net_pack(const htnn_net *net, htnn_packed **out)
         return error_set(HTNN_EINVAL, "htnn_net_pack: net or out is NULL");
     if (net->n_layers == 0)
         return error_set(HTNN_ESTATE, "htnn_net_pack: the net has no layers");
+    for (size_t d = 0; d < net->n_layers; d++)
+        if (net->layers[d]->kind != HTNN_LAYER_DENSE)
+            return error_set(HTNN_EUNSUPPORTED, "htnn_net_pack: layer %zu is not dense; "
+                             "the packed engine runs dense layers only", d);
     if ((st = packed_new(net->input_width, net->opts.output, net->n_layers, &p)) != HTNN_OK)
         return st;
     for (size_t d = 0; st == HTNN_OK && d < net->n_layers; d++) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "packed_internal.h"
 
@@ -40,7 +41,7 @@ static void put(strbuf *b, const char *fmt, ...)
             return;
         }
         size_t cap = b->cap * 2 + (size_t)n + 1;
-        char *grown = realloc(b->p, cap);
+        char *grown = mem_realloc(b->p, cap);
         if (grown == NULL) {
             b->failed = 1;
             return;
@@ -211,7 +212,7 @@ htnn_status htnn_packed_export_c(const htnn_packed *p, const char *prefix, char 
     if (!name_ok(prefix))
         return error_set(HTNN_EINVAL, "htnn_packed_export_c: prefix '%s' is not a C "
                          "identifier of at most 64 characters", prefix);
-    strbuf b = {malloc(1 << 16), 0, 1 << 16, 0};
+    strbuf b = {mem_malloc(1 << 16), 0, 1 << 16, 0};
     if (b.p == NULL)
         return error_set(HTNN_ENOMEM, "export-c: out of memory");
     const packed_layer *top = &p->layers[p->n_layers - 1];
@@ -244,7 +245,7 @@ htnn_status htnn_packed_export_c(const htnn_packed *p, const char *prefix, char 
                 "        if (z[j] > z[best])\n            best = j;\n    return best;\n}\n",
             top->out);
     if (b.failed) {
-        free(b.p);
+        mem_free(b.p);
         return error_set(HTNN_ENOMEM, "export-c: out of memory");
     }
     *text = b.p;

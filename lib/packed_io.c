@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bytes.h"
 #include "error.h"
 #include "model_io_internal.h"
@@ -52,9 +53,9 @@ htnn_status htnn_packed_save_buffer(const htnn_packed *p, void **data, size_t *s
             return error_set(HTNN_ELIMIT, "save: the packed net is larger than the file "
                              "limit");
     }
-    unsigned char *buf = malloc((size_t)total);
+    unsigned char *buf = mem_malloc((size_t)total);
     if (buf == NULL)
-        return error_set(HTNN_ENOMEM, "save: cannot allocate %zu bytes", (size_t)total);
+        return error_set(HTNN_ENOMEM, "save: out of memory for %zu bytes", (size_t)total);
     byte_writer w = {buf, 0};
     memcpy(buf, PMAGIC, PMAGIC_BYTES);
     w.pos = PMAGIC_BYTES;
@@ -102,7 +103,7 @@ htnn_status htnn_packed_save(const htnn_packed *p, const char *path)
     if (st != HTNN_OK)
         return st;
     st = model_write_file(path, data, size);
-    free(data);
+    mem_free(data);
     return st;
 }
 
@@ -268,6 +269,6 @@ htnn_status htnn_packed_load(const char *path, htnn_packed **out)
     if (st != HTNN_OK)
         return st;
     st = parse(data, size, path, out);
-    free(data);
+    mem_free(data);
     return st;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "htnn_config.h"
 
@@ -76,7 +77,7 @@ static size_t perceptron_epoch(const unit_problem *p, float *w, float *b)
 static htnn_status perceptron_fit(const unit_problem *p, size_t epochs, float *w, float *b,
                                   unit_outcome *out)
 {
-    float *cur = malloc((p->n + 1) * sizeof *cur);
+    float *cur = mem_malloc((p->n + 1) * sizeof *cur);
     if (cur == NULL)
         return error_set(HTNN_ENOMEM, "perceptron: out of memory for %zu weights", p->n);
     memcpy(cur, w, p->n * sizeof *w);
@@ -103,7 +104,7 @@ static htnn_status perceptron_fit(const unit_problem *p, size_t epochs, float *w
         if (updates == 0)
             break;
     }
-    free(cur);
+    mem_free(cur);
     out->iterations = epoch;
     out->separability = best == 0 ? HTNN_SEPARABILITY_SEPARABLE : HTNN_SEPARABILITY_UNDECIDED;
     (void)start;
@@ -117,10 +118,10 @@ static htnn_status lp_build(const unit_problem *p, glp_prob *lp, size_t rows)
 {
     size_t nb = p->n + (size_t)(p->has_bias != 0), cols = nb + rows;
     size_t cap = rows * (nb + 1) + 1, ne = 0;
-    int *ia = malloc(cap * sizeof *ia), *ja = malloc(cap * sizeof *ja);
-    double *ar = malloc(cap * sizeof *ar);
+    int *ia = mem_malloc(cap * sizeof *ia), *ja = mem_malloc(cap * sizeof *ja);
+    double *ar = mem_malloc(cap * sizeof *ar);
     if (ia == NULL || ja == NULL || ar == NULL) {
-        free(ia), free(ja), free(ar);
+        mem_free(ia), mem_free(ja), mem_free(ar);
         return error_set(HTNN_ENOMEM, "LP: out of memory for %zu x %zu", rows, cols);
     }
     glp_set_obj_dir(lp, GLP_MIN);
@@ -146,7 +147,7 @@ static htnn_status lp_build(const unit_problem *p, glp_prob *lp, size_t rows)
         ne++, ia[ne] = (int)r, ja[ne] = (int)(nb + r), ar[ne] = 1.0;
     }
     glp_load_matrix(lp, (int)ne, ia, ja, ar);
-    free(ia), free(ja), free(ar);
+    mem_free(ia), mem_free(ja), mem_free(ar);
     return HTNN_OK;
 }
 
@@ -191,7 +192,7 @@ static htnn_status lp_fit(const unit_problem *p, float *w, float *b, unit_outcom
 static htnn_status lp_then_pocket(const unit_problem *p, size_t epochs, float *w, float *b,
                                   unit_outcome *out)
 {
-    float *old = malloc((p->n + 1) * sizeof *old);
+    float *old = mem_malloc((p->n + 1) * sizeof *old);
     if (old == NULL)
         return error_set(HTNN_ENOMEM, "LP: out of memory for %zu weights", p->n);
     memcpy(old, w, p->n * sizeof *w);
@@ -205,7 +206,7 @@ static htnn_status lp_then_pocket(const unit_problem *p, size_t epochs, float *w
         st = perceptron_fit(p, epochs < 64 ? epochs : 64, w, b, &pocket);
         out->iterations += pocket.iterations;
     }
-    free(old);
+    mem_free(old);
     return st;
 }
 #endif

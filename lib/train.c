@@ -5,25 +5,34 @@
  * optimizer update, and the layer below's loss gradient.
  * SPDX-License-Identifier: MIT */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "activations.h"
+#include "alloc.h"
+#include "checkpoint.h"
 #include "dense.h"
 #include "error.h"
 #include "heuristic_internal.h"
+#include "layers.h"
 #include "htnn/train.h"
 #include "losses.h"
 #include "net_internal.h"
 #include "optimizer_internal.h"
 #include "options.h"
+#include "snapshot.h"
 
 static htnn_layer_view make_view(const htnn_net *net, size_t d, size_t m)
 {
     const htnn_layer *layer = net->layers[d], *below = net->layers[d - 1];
     const layer_scratch *s = &net->scratch[d], *sb = &net->scratch[d - 1];
+    /* weights and bias are the dense matrix W[d] the view documents; other
+     * kinds of layer show none */
+    int dense = layer->kind == HTNN_LAYER_DENSE;
     htnn_layer_view v = {sizeof v, d, m, layer->in, layer->out, sb->h, sb->z, s->z,
-                         layer_weights(layer), layer->b, s->t, s->tw, s->dz, net->grad_input,
+                         dense ? layer_weights(layer) : NULL, dense ? layer->b : NULL,
+                         s->t, s->tw, s->dz, net->grad_input,
                          layer->activation, layer->loss, below->activation,
                          below->qrelu_bits};
     return v;
@@ -90,18 +99,19 @@ static htnn_status train_step(htnn_net *net, htnn_optimizer *opt, const htnn_heu
     int after = net->opts.targets_after_update;
     for (size_t d = net->n_layers; d-- > 0;) {
         htnn_layer *layer = net->layers[d];
+        const layer_ops *ops = layer_ops_of(layer);
         const float *in = d ? net->scratch[d - 1].h : x;
         htnn_status st = HTNN_OK;
-        dense_param_grads(layer, in, net->scratch[d].dz, m);
+        ops->param_grads(layer, in, &net->scratch[d], m);
         if (d > 0 && !after) {
             /* default: G and the heuristic's view use the pre-update W[d] */
-            dense_input_grad(layer, net->scratch[d].dz, m, net->grad_input);
+            ops->input_grad(layer, &net->scratch[d], m, net->grad_input);
             st = set_targets_below(net, h, d, m);
         }
         if (st == HTNN_OK)
             optimizer_update_layer(opt, layer);
         if (st == HTNN_OK && d > 0 && after) {
-            dense_input_grad(layer, net->scratch[d].dz, m, net->grad_input);
+            ops->input_grad(layer, &net->scratch[d], m, net->grad_input);
             st = set_targets_below(net, h, d, m);
         }
         if (st != HTNN_OK) {
@@ -112,11 +122,27 @@ static htnn_status train_step(htnn_net *net, htnn_optimizer *opt, const htnn_heu
     return HTNN_OK;
 }
 
-static htnn_status prepare(htnn_net *net, htnn_optimizer *opt, size_t rows)
+/* Lets a heuristic that keeps scratch (the built-in search ones) size it
+ * for every dense layer now: running out of memory must stop a batch
+ * before any layer is updated, not half-way down. */
+static htnn_status reserve_heuristic(const htnn_net *net, const htnn_heuristic *h,
+                                     size_t rows)
+{
+    htnn_status st = HTNN_OK;
+    for (size_t d = 1; d < net->n_layers && st == HTNN_OK; d++)
+        if (net->layers[d]->kind == HTNN_LAYER_DENSE)
+            st = heuristic_reserve(h, rows, net->layers[d]->in, net->layers[d]->out);
+    return st;
+}
+
+static htnn_status prepare(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
+                           size_t rows)
 {
     htnn_status st = net_reserve(net, rows);
     if (st == HTNN_OK)
         st = optimizer_bind(opt, net);
+    if (st == HTNN_OK)
+        st = reserve_heuristic(net, h, rows);
     net_apply_threads(net);
     return st;
 }
@@ -138,7 +164,7 @@ htnn_status htnn_net_train_batch(htnn_net *net, htnn_optimizer *opt, htnn_heuris
     if (result && (result->struct_size < sizeof(size_t) || result->struct_size > sizeof *result))
         return error_set(HTNN_EINVAL, "htnn_net_train_batch: bad result struct_size");
     if ((st = net_check_batch(net, x, labels, count)) != HTNN_OK ||
-        (st = prepare(net, opt, count)) != HTNN_OK)
+        (st = prepare(net, opt, heuristic_or_default(heuristic), count)) != HTNN_OK)
         return st;
     st = train_step(net, opt, heuristic_or_default(heuristic), x, labels, count, &loss, &correct);
     if (st == HTNN_OK && result) {
@@ -158,16 +184,16 @@ typedef struct fit_state {
 
 static void fit_state_free(fit_state *fs)
 {
-    free(fs->order);
-    free(fs->xb);
-    free(fs->yb);
+    mem_free(fs->order);
+    mem_free(fs->xb);
+    mem_free(fs->yb);
 }
 
 static htnn_status fit_state_init(fit_state *fs, size_t count, size_t rows, size_t width)
 {
-    fs->order = malloc(count * sizeof *fs->order);
-    fs->xb = malloc(rows * width * sizeof *fs->xb);
-    fs->yb = malloc(rows * sizeof *fs->yb);
+    fs->order = mem_malloc(count * sizeof *fs->order);
+    fs->xb = mem_malloc(rows * width * sizeof *fs->xb);
+    fs->yb = mem_malloc(rows * sizeof *fs->yb);
     if (fs->order == NULL || fs->xb == NULL || fs->yb == NULL) {
         fit_state_free(fs);
         return error_set(HTNN_ENOMEM, "htnn_net_fit: out of memory");
@@ -186,6 +212,10 @@ static htnn_status check_fit(htnn_net *net, htnn_optimizer *opt, const float *x,
     if (o->epochs == 0 || o->batch_size == 0 || (o->shuffle != 0 && o->shuffle != 1))
         return error_set(HTNN_EINVAL, "htnn_net_fit: epochs %zu and batch size %zu must be "
                          ">= 1, shuffle 0 or 1", o->epochs, o->batch_size);
+    if ((o->resume != 0 && o->resume != 1) || (o->resume && o->checkpoint_path == NULL) ||
+        (o->checkpoint_path != NULL && o->checkpoint_path[0] == '\0'))
+        return error_set(HTNN_EINVAL, "htnn_net_fit: resume must be 0 or 1 and needs a "
+                         "checkpoint_path, which must not be empty");
     if ((st = net_check_batch(net, x, labels, count)) != HTNN_OK)
         return st;
     if (o->val_count == 0)
@@ -215,57 +245,133 @@ static const float *batch_inputs(const fit_state *fs, const float *x, const int3
     return fs->xb;
 }
 
-typedef struct epoch_totals {
-    double loss;
-    size_t correct, seen;
-} epoch_totals;
+/* One htnn_net_fit call: its inputs, buffers, position, checkpoints and
+ * the snapshots it returns to when training diverges. */
+typedef struct fit_run {
+    htnn_net *net;
+    htnn_optimizer *opt;
+    const htnn_heuristic *h;
+    const float *x;
+    const int32_t *labels;
+    size_t count, bs, batches;
+    htnn_fit_options o;
+    fit_state fs;
+    fit_fingerprint fp;  /* set with a checkpoint path */
+    fit_position pos;
+    fit_guard guard;
+} fit_run;
 
-static int report(const htnn_fit_options *o, const htnn_optimizer *opt, size_t epoch,
-                  size_t batch, size_t batches, const epoch_totals *tot, double vl, double va)
+static int report(const fit_run *r, size_t batch)
 {
-    if (o->progress == NULL)
+    const fit_position *pos = &r->pos;
+    if (r->o.progress == NULL)
         return 0;
-    htnn_progress p = {sizeof p, epoch, o->epochs, batch, batches,
-                       tot->loss / (double)tot->seen, (double)tot->correct / (double)tot->seen,
-                       batch + 1 == batches, vl, va, htnn_optimizer_learning_rate(opt)};
-    return o->progress(&p, o->progress_user);
+    htnn_progress p = {sizeof p, pos->epoch, r->o.epochs, batch, r->batches,
+                       pos->result.loss, pos->result.accuracy, batch + 1 == r->batches,
+                       pos->result.val_loss, pos->result.val_accuracy,
+                       htnn_optimizer_learning_rate(r->opt)};
+    return r->o.progress(&p, r->o.progress_user);
 }
 
-static htnn_status run_epoch(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
-                             const fit_state *fs, const float *x, const int32_t *labels,
-                             size_t count, const htnn_fit_options *o, size_t epoch,
-                             htnn_fit_result *res)
+/* The learning rate of the epoch and, unless the fit resumes inside it,
+ * its shuffle. */
+static void begin_epoch(fit_run *r)
 {
-    size_t bs = o->batch_size < count ? o->batch_size : count;
-    size_t batches = (count + bs - 1) / bs, width = net->input_width;
-    epoch_totals tot = {0.0, 0, 0};
-    double vl = NAN, va = NAN;
-    for (size_t b = 0; b < batches; b++) {
-        size_t first = b * bs, m = count - first < bs ? count - first : bs, right;
-        const int32_t *yb;
-        const float *xb = batch_inputs(fs, x, labels, width, first, m, o->shuffle, &yb);
-        double loss;
-        htnn_status st = train_step(net, opt, h, xb, yb, m, &loss, &right);
-        if (st != HTNN_OK)
-            return st;
-        tot.loss += loss;
-        tot.correct += right;
-        tot.seen += m;
-        res->batches_run++;
-        if (b + 1 == batches && o->val_count > 0 &&
-            (st = htnn_net_evaluate(net, o->val_x, o->val_labels, o->val_count, &vl, &va)) !=
-                HTNN_OK)
-            return st;
-        if (report(o, opt, epoch, b, batches, &tot, vl, va)) {
-            res->stopped = 1;
-            break;
-        }
-    }
-    res->loss = tot.loss / (double)tot.seen;
-    res->accuracy = (double)tot.correct / (double)tot.seen;
-    res->val_loss = vl;
-    res->val_accuracy = va;
+    htnn_optimizer_set_epoch(r->opt, r->pos.epoch, r->o.epochs);
+    if (r->pos.batch > 0)
+        return;
+    if (r->o.shuffle)
+        rng_shuffle(&r->net->rng, r->fs.order, r->count);
+    r->pos.result.val_loss = r->pos.result.val_accuracy = NAN;
+}
+
+static void end_epoch(fit_position *pos)
+{
+    pos->epoch++;
+    pos->batch = 0;
+    pos->loss_sum = 0.0;
+    pos->correct = pos->seen = 0;
+    pos->result.epochs_run++;
+}
+
+/* Trains batch b, validates after an epoch's last batch, reports. */
+static htnn_status run_batch(fit_run *r, size_t b, int *stop)
+{
+    fit_position *pos = &r->pos;
+    size_t first = b * r->bs, m = r->count - first < r->bs ? r->count - first : r->bs, right;
+    const int32_t *yb;
+    const float *xb = batch_inputs(&r->fs, r->x, r->labels, r->net->input_width, first, m,
+                                   r->o.shuffle, &yb);
+    double loss;
+    htnn_status st = train_step(r->net, r->opt, r->h, xb, yb, m, &loss, &right);
+    if (st != HTNN_OK)
+        return st;
+    guard_confirm(&r->guard);
+    pos->loss_sum += loss;
+    pos->correct += right;
+    pos->seen += m;
+    pos->batch = b + 1;
+    pos->result.batches_run++;
+    pos->result.loss = pos->loss_sum / (double)pos->seen;
+    pos->result.accuracy = (double)pos->correct / (double)pos->seen;
+    if (b + 1 == r->batches && r->o.val_count > 0 &&
+        (st = htnn_net_evaluate(r->net, r->o.val_x, r->o.val_labels, r->o.val_count,
+                                &pos->result.val_loss, &pos->result.val_accuracy)) != HTNN_OK)
+        return st;
+    *stop = report(r, b);
     return HTNN_OK;
+}
+
+/* Between batches: a snapshot at the end of each epoch and with each
+ * checkpoint; a checkpoint when one is due, when the fit ends and when the
+ * callback stopped it. */
+static htnn_status after_batch(fit_run *r, int stop)
+{
+    const fit_position *pos = &r->pos;
+    int end_of_epoch = pos->batch == 0, finished = pos->epoch == r->o.epochs;
+    size_t every = r->o.checkpoint_every;
+    int due = r->o.checkpoint_path != NULL &&
+              (stop || finished ||
+               (every ? pos->result.batches_run % every == 0 : end_of_epoch));
+    htnn_status st = HTNN_OK;
+    if (due || end_of_epoch)
+        st = guard_take(&r->guard, r->net, r->opt, pos, r->fs.order);
+    if (st == HTNN_OK && due)
+        st = checkpoint_write(r->o.checkpoint_path, r->net, r->opt, &r->fp, pos, r->fs.order);
+    return st;
+}
+
+static htnn_status run_epoch(fit_run *r)
+{
+    htnn_status st = HTNN_OK;
+    int stop = 0;
+    begin_epoch(r);
+    for (size_t b = r->pos.batch; b < r->batches && st == HTNN_OK && !stop; b++) {
+        if ((st = run_batch(r, b, &stop)) != HTNN_OK)
+            break;
+        if (b + 1 == r->batches)
+            end_epoch(&r->pos);
+        r->pos.result.stopped = stop;
+        st = after_batch(r, stop);
+    }
+    return st;
+}
+
+/* Training diverged: back to the last good snapshot (and the checkpoint
+ * file too, so that a resumed fit starts from a good state). */
+static htnn_status diverged(fit_run *r)
+{
+    char why[256], failed[256] = "";
+    snprintf(why, sizeof why, "%s", htnn_last_error());
+    guard_restore(&r->guard, r->net, r->opt, &r->pos, r->fs.order);
+    if (r->o.checkpoint_path != NULL &&
+        checkpoint_write(r->o.checkpoint_path, r->net, r->opt, &r->fp, &r->pos,
+                         r->fs.order) != HTNN_OK)
+        snprintf(failed, sizeof failed, "; rewriting the checkpoint failed: %s",
+                 htnn_last_error());
+    return error_set(HTNN_ENUMERIC, "%s; the net and the optimizer are back at their last "
+                     "good state, epoch %zu batch %zu (%zu batches trained)%s", why,
+                     r->pos.epoch, r->pos.batch, r->pos.result.batches_run, failed);
 }
 
 static htnn_status copy_result(htnn_fit_result *out, const htnn_fit_result *r)
@@ -280,31 +386,58 @@ static htnn_status copy_result(htnn_fit_result *out, const htnn_fit_result *r)
     return HTNN_OK;
 }
 
+static void fit_end(fit_run *r)
+{
+    fit_state_free(&r->fs);
+    guard_free(&r->guard);
+}
+
+/* Buffers, the checkpoint to resume, and the first snapshot (the fit's
+ * start is a good state by definition). */
+static htnn_status fit_start(fit_run *r)
+{
+    size_t rows = r->bs;
+    htnn_status st = prepare(r->net, r->opt, r->h, rows);
+    if (st == HTNN_OK)
+        st = fit_state_init(&r->fs, r->count, rows, r->net->input_width);
+    if (st != HTNN_OK)
+        return st;
+    if (r->o.checkpoint_path != NULL)
+        fit_fingerprint_init(&r->fp, r->x, r->labels, r->count, r->net->input_width, &r->o);
+    st = guard_init(&r->guard, r->net, r->opt, r->o.shuffle ? r->count : 0);
+    if (st == HTNN_OK && r->o.resume)
+        st = checkpoint_resume(r->o.checkpoint_path, r->net, r->opt, &r->fp, &r->pos,
+                               r->fs.order);
+    if (st == HTNN_OK)
+        st = guard_take(&r->guard, r->net, r->opt, &r->pos, r->fs.order);
+    if (st == HTNN_OK)
+        guard_confirm(&r->guard);
+    return st;
+}
+
 htnn_status htnn_net_fit(htnn_net *net, htnn_optimizer *opt, htnn_heuristic *heuristic,
                          const float *x, const int32_t *labels, size_t count,
                          const htnn_fit_options *opts, htnn_fit_result *result)
 {
-    htnn_fit_options o = HTNN_FIT_OPTIONS_INIT;
-    htnn_fit_result res = {sizeof res, 0, 0, 0, NAN, NAN, NAN, NAN};
-    fit_state fs;
+    fit_run r = {0};
+    htnn_fit_options defaults = HTNN_FIT_OPTIONS_INIT;
     htnn_status st;
-    if ((st = options_read(&o, sizeof o, opts, "fit options")) != HTNN_OK ||
-        (st = copy_result(result, &res)) != HTNN_OK ||
-        (st = check_fit(net, opt, x, labels, count, &o)) != HTNN_OK)
+    r.o = defaults;
+    r.pos.result = (htnn_fit_result){sizeof r.pos.result, 0, 0, 0, NAN, NAN, NAN, NAN};
+    if ((st = options_read(&r.o, sizeof r.o, opts, "fit options")) != HTNN_OK ||
+        (st = copy_result(result, &r.pos.result)) != HTNN_OK ||
+        (st = check_fit(net, opt, x, labels, count, &r.o)) != HTNN_OK)
         return st;
-    size_t rows = o.batch_size < count ? o.batch_size : count;
-    if ((st = prepare(net, opt, rows)) != HTNN_OK ||
-        (st = fit_state_init(&fs, count, rows, net->input_width)) != HTNN_OK)
-        return st;
-    const htnn_heuristic *h = heuristic_or_default(heuristic);
-    for (size_t epoch = 0; epoch < o.epochs && !res.stopped && st == HTNN_OK; epoch++) {
-        htnn_optimizer_set_epoch(opt, epoch, o.epochs);
-        if (o.shuffle)
-            rng_shuffle(&net->rng, fs.order, count);
-        st = run_epoch(net, opt, h, &fs, x, labels, count, &o, epoch, &res);
-        res.epochs_run += st == HTNN_OK && !res.stopped;
-    }
-    fit_state_free(&fs);
-    copy_result(result, &res);
+    r.net = net, r.opt = opt, r.h = heuristic_or_default(heuristic);
+    r.x = x, r.labels = labels, r.count = count;
+    r.bs = r.o.batch_size < count ? r.o.batch_size : count;
+    r.batches = (count + r.bs - 1) / r.bs;
+    st = fit_start(&r);
+    while (st == HTNN_OK && r.pos.epoch < r.o.epochs && !r.pos.result.stopped)
+        st = run_epoch(&r);
+    if (st == HTNN_ENUMERIC && r.guard.valid)
+        st = diverged(&r);
+    copy_result(result, &r.pos.result);
+    fit_end(&r);
     return st;
 }

@@ -795,9 +795,9 @@ static void test_unknown_version(void **state)
     unsigned char *buf;
     size_t size;
     save_buf(net, &buf, &size);
-    put_le32(buf + OFF_VERSION, 2);
+    put_le32(buf + OFF_VERSION, 3);
     fix_crc(buf, size);
-    expect_load_error(buf, size, HTNN_EVERSION, "version 2");
+    expect_load_error(buf, size, HTNN_EVERSION, "version 3");
     put_le32(buf + OFF_VERSION, 0);
     fix_crc(buf, size);
     expect_load_error(buf, size, HTNN_EVERSION, "version 0");
@@ -869,6 +869,13 @@ static void test_unknown_layer_kind(void **state)
     put_le32(buf + HEADER_BYTES + 188, 7); /* layer 1's kind */
     fix_crc(buf, size);
     expect_load_error(buf, size, HTNN_EFORMAT, "layer 1: unknown layer kind 7");
+    put_le32(buf + OFF_VERSION, 2); /* the newest version knows no kind 7 either */
+    fix_crc(buf, size);
+    expect_load_error(buf, size, HTNN_EFORMAT, "layer 1: unknown layer kind 7");
+    put_le32(buf + HEADER_BYTES + 188, HTNN_LAYER_CONV2D); /* conv2d needs version 2 */
+    put_le32(buf + OFF_VERSION, 1);
+    fix_crc(buf, size);
+    expect_load_error(buf, size, HTNN_EFORMAT, "layer kind 2 in a version 1 file");
     htnn_free(buf);
     htnn_net_free(net);
 }

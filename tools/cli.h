@@ -104,6 +104,35 @@ int cli_size_value(cli_parser *p, size_t min, size_t max, size_t *out);
 int cli_int_value(cli_parser *p, int min, int max, int *out);
 /* Strict parse of a decimal int in [min, max]: 1 on success, else 0. */
 int cli_parse_int(const char *text, int min, int max, int *out);
+
+/* ---- the architecture string (cli_arch.c) ------------------------------ */
+
+/* `htnn train --layers`: "none" or comma-separated hidden widths, each in
+ * 1..max_units, at most max_layers of them, into widths[0..*count).
+ * Returns 1, or 0 for a malformed string. */
+int cli_parse_layers(const char *text, size_t max_layers, int max_units,
+                     size_t *widths, size_t *count);
+
+/* `htnn train --arch`: the whole net as comma-separated items (doc/htnn.1):
+ *   conv<K>[x<K>]:<channels>[:s<stride>][:p<padding>]   (padding default
+ *       (K-1)/2, stride 1), pool<K>[:s<stride>] (stride default K), bn,
+ *   dense:<units>, flatten (no-op), and activation names (sign, step, relu,
+ *   identity, qrelu[<bits>]) that set the activation of the item before
+ *   them; a layer without one is linear.  The last layer must be dense. */
+#define CLI_ARCH_MAX_WINDOW 64
+#define CLI_ARCH_MAX_UNITS 1000000
+typedef struct cli_layer_spec {
+    int kind;         /* htnn_layer_kind */
+    size_t units;     /* dense units or conv channels */
+    size_t kh, kw, stride, pad;
+    int activation;   /* htnn_activation, -1 when not given */
+    int qrelu_bits;
+} cli_layer_spec;
+
+/* Fills layers[0..*count) (at most max_layers); returns 1, or 0 with a
+ * reason in `why`. */
+int cli_parse_arch(const char *text, cli_layer_spec *layers, size_t max_layers,
+                   size_t *count, char *why, size_t why_len);
 int cli_u64_value(cli_parser *p, uint64_t *out);
 /* Takes the value and parses it strictly as a finite number; range checks
  * are the caller's (with cli_bad_value). */

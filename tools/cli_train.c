@@ -213,32 +213,16 @@ static int heuristic_option(cli_parser *p, train_opts *o)
     return CLI_NOT_MINE;
 }
 
-/* --layers 512,512 | none */
+/* --layers 512,512 | none (parsed by cli_arch.c) */
 static int layers_value(cli_parser *p, model_opts *m)
 {
-    const char *text = NULL, *s;
+    const char *text = NULL;
     int rc = cli_value(p, &text);
     if (rc != CLI_OK)
         return rc;
-    m->hidden_count = 0;
-    if (strcmp(text, "none") == 0)
-        return CLI_OK;
-    for (s = text;; s++) {
-        char piece[16];
-        size_t len = strcspn(s, ",");
-        int units = 0;
-        if (len == 0 || len >= sizeof piece || m->hidden_count == MAX_HIDDEN)
-            return cli_bad_value(p, "comma-separated widths such as 512,512");
-        memcpy(piece, s, len);
-        piece[len] = '\0';
-        if (piece[0] < '0' || piece[0] > '9' ||
-            !cli_parse_int(piece, 1, MAX_UNITS, &units))
-            return cli_bad_value(p, "comma-separated widths such as 512,512");
-        m->hidden[m->hidden_count++] = (size_t)units;
-        s += len;
-        if (*s == '\0')
-            return CLI_OK;
-    }
+    if (!cli_parse_layers(text, MAX_HIDDEN, MAX_UNITS, m->hidden, &m->hidden_count))
+        return cli_bad_value(p, "comma-separated widths such as 512,512");
+    return CLI_OK;
 }
 
 static int model_option(cli_parser *p, model_opts *m)

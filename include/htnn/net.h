@@ -53,7 +53,10 @@ typedef struct htnn_net_options {
 
 /** Kinds of layer.  Numbers are fixed. */
 typedef enum htnn_layer_kind {
-    HTNN_LAYER_DENSE = 1
+    HTNN_LAYER_DENSE = 1,     /**< htnn_net_add_dense */
+    HTNN_LAYER_CONV2D = 2,    /**< htnn_net_add_conv2d (since 0.2) */
+    HTNN_LAYER_MAXPOOL2D = 3, /**< htnn_net_add_maxpool2d (since 0.2) */
+    HTNN_LAYER_BATCHNORM = 4  /**< htnn_net_add_batchnorm (since 0.2) */
 } htnn_layer_kind;
 
 /** Binary weights of a dense layer (htnn_dense_options.binary_weights).
@@ -90,6 +93,85 @@ typedef struct htnn_dense_options {
     { sizeof(htnn_dense_options), 0, HTNN_ACT_SIGN, 2, HTNN_LOSS_SOFT_HINGE, \
       1, 1, HTNN_BINARY_NONE }
 
+/** Options for htnn_net_add_conv2d.  Initialise with HTNN_CONV2D_OPTIONS_INIT.
+ *
+ *  Feature maps are NCHW: each example is channels x height x width floats,
+ *  row-major, so a layer's output row is its flattened feature map and a
+ *  dense layer after a convolution reads it as PyTorch's flatten would.
+ *  Output size per axis: (in + 2 * padding - kernel) / stride + 1; padding
+ *  adds zeros.  Weights are channels x in_channels x kernel_h x kernel_w. */
+typedef struct htnn_conv2d_options {
+    size_t struct_size; /**< sizeof(htnn_conv2d_options) */
+    size_t channels;    /**< output channels, >= 1 (no default: must be set) */
+    size_t kernel_h;    /**< kernel height, default 3 */
+    size_t kernel_w;    /**< kernel width, default 3 */
+    size_t stride;      /**< both axes, >= 1, default 1 */
+    size_t padding;     /**< zeros on every side, default 1 ("same" for 3x3) */
+    /** htnn_activation, default HTNN_ACT_IDENTITY: a hard-threshold block is
+     *  usually conv -> pool -> (batch norm) -> sign, with the threshold on
+     *  the last of them */
+    int activation;
+    int qrelu_bits;     /**< bits of HTNN_ACT_QRELU, default 2 */
+    int loss;           /**< htnn_loss towards targets, default soft hinge */
+    int weight_targets; /**< as htnn_dense_options.weight_targets, default 1 */
+    int bias;           /**< 1 (default): one bias per output channel */
+    /** htnn_binary_weights, default 0; the scale alpha is per output
+     *  channel (mean |W| over its in_channels x kernel_h x kernel_w) */
+    int binary_weights;
+} htnn_conv2d_options;
+
+/** Default conv2d options: 3x3, stride 1, padding 1, identity, bias;
+ *  `channels` must still be set. */
+#define HTNN_CONV2D_OPTIONS_INIT                                             \
+    { sizeof(htnn_conv2d_options), 0, 3, 3, 1, 1, HTNN_ACT_IDENTITY, 2,      \
+      HTNN_LOSS_SOFT_HINGE, 1, 1, HTNN_BINARY_NONE }
+
+/** Options for htnn_net_add_maxpool2d.  Initialise with
+ *  HTNN_MAXPOOL2D_OPTIONS_INIT.  Windows never overhang the input (no
+ *  padding): out = (in - size) / stride + 1.  Ties in a window go to the
+ *  first maximum in row-major order; the gradient of an output reaches only
+ *  that arg-max input. */
+typedef struct htnn_maxpool2d_options {
+    size_t struct_size; /**< sizeof(htnn_maxpool2d_options) */
+    size_t size;        /**< window height and width, >= 1, default 2 */
+    size_t stride;      /**< 0 (default): equal to size */
+    int activation;     /**< htnn_activation, default HTNN_ACT_IDENTITY */
+    int qrelu_bits;     /**< bits of HTNN_ACT_QRELU, default 2 */
+    int loss;           /**< htnn_loss towards targets, default soft hinge */
+    int weight_targets; /**< default 1 */
+} htnn_maxpool2d_options;
+
+/** Default max-pool options: 2x2 windows, stride 2, identity. */
+#define HTNN_MAXPOOL2D_OPTIONS_INIT                                          \
+    { sizeof(htnn_maxpool2d_options), 2, 0, HTNN_ACT_IDENTITY, 2,            \
+      HTNN_LOSS_SOFT_HINGE, 1 }
+
+/** Options for htnn_net_add_batchnorm.  Initialise with
+ *  HTNN_BATCHNORM_OPTIONS_INIT.
+ *
+ *  Per channel c (a feature map's channel, or each unit after a dense
+ *  layer): Z = gamma_c (X - mean_c) / sqrt(var_c + epsilon) + beta_c.
+ *  Training uses the batch's mean and (biased) variance over examples and
+ *  positions and updates the running statistics
+ *  r <- (1 - momentum) r + momentum * batch (the running variance takes the
+ *  unbiased batch variance, as PyTorch does); prediction and evaluation
+ *  use the running statistics, which the model file stores.  gamma and beta
+ *  are the layer's weights and bias (htnn_layer_get_weights / _bias). */
+typedef struct htnn_batchnorm_options {
+    size_t struct_size; /**< sizeof(htnn_batchnorm_options) */
+    float momentum;     /**< in (0, 1], default 0.1 */
+    float epsilon;      /**< > 0, default 1e-5 */
+    int activation;     /**< htnn_activation, default HTNN_ACT_IDENTITY */
+    int qrelu_bits;     /**< bits of HTNN_ACT_QRELU, default 2 */
+    int loss;           /**< htnn_loss towards targets, default soft hinge */
+    int weight_targets; /**< default 1 */
+} htnn_batchnorm_options;
+
+/** Default batch-norm options: momentum 0.1, epsilon 1e-5, identity. */
+#define HTNN_BATCHNORM_OPTIONS_INIT                                          \
+    { sizeof(htnn_batchnorm_options), 0.1f, 1e-5f, HTNN_ACT_IDENTITY, 2,     \
+      HTNN_LOSS_SOFT_HINGE, 1 }
+
 /** What a layer is; filled by htnn_layer_get_info. */
 typedef struct htnn_layer_info {
     size_t struct_size; /**< set by the caller to sizeof(htnn_layer_info) */
@@ -104,10 +186,26 @@ typedef struct htnn_layer_info {
     int bias;           /**< 1 if the layer has a bias */
     size_t weight_count; /**< out_width * in_width */
     int binary_weights; /**< htnn_binary_weights of the layer */
+    /* Since 0.2: feature-map shapes (channels x height x width; a dense
+     * layer's output is units x 1 x 1) and the window of conv / pool
+     * layers (0 for other kinds). */
+    size_t in_channels;  /**< channels of the input feature map */
+    size_t in_height;    /**< height of the input feature map */
+    size_t in_columns;   /**< width of the input feature map */
+    size_t out_channels; /**< channels of the output feature map */
+    size_t out_height;   /**< height of the output feature map */
+    size_t out_columns;  /**< width of the output feature map */
+    size_t kernel_h;     /**< conv kernel or pool window height */
+    size_t kernel_w;     /**< conv kernel or pool window width */
+    size_t stride;       /**< conv or pool stride */
+    size_t padding;      /**< conv padding */
+    size_t bias_count;   /**< values of htnn_layer_get_bias */
 } htnn_layer_info;
 
 /** An htnn_layer_info ready to be filled by htnn_layer_get_info. */
-#define HTNN_LAYER_INFO_INIT { sizeof(htnn_layer_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+#define HTNN_LAYER_INFO_INIT                                                 \
+    { sizeof(htnn_layer_info), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,              \
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 /** Creates an empty net taking inputs input_width wide.  opts may be NULL
  *  for the defaults.  On success *out owns a new net. */
@@ -129,6 +227,36 @@ HTNN_API htnn_status htnn_net_clone(const htnn_net *net, htnn_net **out);
 HTNN_API htnn_status htnn_net_add_dense(htnn_net *net,
                                         const htnn_dense_options *opts,
                                         htnn_layer **layer_out);
+
+/** Declares the net's input as a feature map of channels x height x width
+ *  (NCHW rows; channels * height * width must equal the input width, else
+ *  HTNN_ESHAPE).  Needed before a first conv2d or max-pool layer; only
+ *  allowed while the net has no layers (HTNN_ESTATE).  Without it the input
+ *  is input_width x 1 x 1.  Since 0.2. */
+HTNN_API htnn_status htnn_net_set_input_shape(htnn_net *net, size_t channels,
+                                              size_t height, size_t width);
+
+/** Appends a 2-d convolution over the previous layer's output feature map
+ *  (im2col + sgemm).  Weights and biases are drawn from
+ *  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels * kernel_h *
+ *  kernel_w, as nn.Conv2d does.  Rejected with HTNN_ESHAPE when the kernel
+ *  is larger than the padded input.  Since 0.2. */
+HTNN_API htnn_status htnn_net_add_conv2d(htnn_net *net,
+                                         const htnn_conv2d_options *opts,
+                                         htnn_layer **layer_out);
+
+/** Appends a 2-d max-pool over the previous layer's output feature map.
+ *  Rejected with HTNN_ESHAPE when the window is larger than the input.
+ *  Since 0.2. */
+HTNN_API htnn_status htnn_net_add_maxpool2d(htnn_net *net,
+                                            const htnn_maxpool2d_options *opts,
+                                            htnn_layer **layer_out);
+
+/** Appends batch normalization over the channels of the previous layer's
+ *  output (gamma = 1, beta = 0, running mean 0 and variance 1).  Since 0.2. */
+HTNN_API htnn_status htnn_net_add_batchnorm(htnn_net *net,
+                                            const htnn_batchnorm_options *opts,
+                                            htnn_layer **layer_out);
 
 /** Re-seeds the net's RNG (affects later shuffling and added layers). */
 HTNN_API htnn_status htnn_net_seed(htnn_net *net, uint64_t seed);

@@ -76,7 +76,12 @@ class LayerInfo(Structure):
     _fields_ = [("struct_size", c_size_t), ("kind", c_int), ("index", c_size_t),
                 ("in_width", c_size_t), ("out_width", c_size_t), ("activation", c_int),
                 ("qrelu_bits", c_int), ("loss", c_int), ("weight_targets", c_int),
-                ("bias", c_int), ("weight_count", c_size_t), ("binary_weights", c_int)]
+                ("bias", c_int), ("weight_count", c_size_t), ("binary_weights", c_int),
+                # since 0.2
+                ("in_channels", c_size_t), ("in_height", c_size_t), ("in_columns", c_size_t),
+                ("out_channels", c_size_t), ("out_height", c_size_t),
+                ("out_columns", c_size_t), ("kernel_h", c_size_t), ("kernel_w", c_size_t),
+                ("stride", c_size_t), ("padding", c_size_t), ("bias_count", c_size_t)]
 
 
 # The sizes of the structs that grew after the first 0.1.0 headers: the

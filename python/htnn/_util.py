@@ -45,6 +45,9 @@ class Schedule(enum.IntEnum):
 
 class LayerKind(enum.IntEnum):
     DENSE = 1
+    CONV2D = 2
+    MAXPOOL2D = 3
+    BATCHNORM = 4
 
 
 class BinaryWeights(enum.IntEnum):

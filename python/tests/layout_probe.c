@@ -39,6 +39,17 @@ int main(void)
     FIELD(htnn_layer_info, bias);
     FIELD(htnn_layer_info, weight_count);
     FIELD(htnn_layer_info, binary_weights);
+    FIELD(htnn_layer_info, in_channels);
+    FIELD(htnn_layer_info, in_height);
+    FIELD(htnn_layer_info, in_columns);
+    FIELD(htnn_layer_info, out_channels);
+    FIELD(htnn_layer_info, out_height);
+    FIELD(htnn_layer_info, out_columns);
+    FIELD(htnn_layer_info, kernel_h);
+    FIELD(htnn_layer_info, kernel_w);
+    FIELD(htnn_layer_info, stride);
+    FIELD(htnn_layer_info, padding);
+    FIELD(htnn_layer_info, bias_count);
 
     SIZE(htnn_optimizer_options);
     FIELD(htnn_optimizer_options, kind);

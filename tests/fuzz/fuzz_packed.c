@@ -10,30 +10,15 @@
 
 #include <htnn/htnn.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_crc.h"
 
-static uint32_t crc32_ieee(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return c ^ 0xffffffffu;
-}
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    unsigned char *buf = malloc(size ? size : 1);
+    unsigned char *buf = copy_with_crc(data, size);
     if (buf == NULL)
         return 0;
-    memcpy(buf, data, size);
-    if (size >= 4) {
-        uint32_t crc = crc32_ieee(buf, size - 4);
-        for (int i = 0; i < 4; i++)
-            buf[size - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
-    }
     htnn_packed *p = NULL;
     if (htnn_packed_load_buffer(buf, size, &p) != HTNN_OK) {
         free(buf);

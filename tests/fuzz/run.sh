@@ -4,7 +4,7 @@
 set -euo pipefail
 build=$1 secs=${2:-30}
 here=$(cd "$(dirname "$0")" && pwd)
-for target in model data packed; do
+for target in model data csv packed arch; do
     work=$(mktemp -d)
     cp "$here"/corpus/$target/* "$work"/
     if ! "$build/tests/fuzz/fuzz_$target" -max_total_time="$secs" -max_len=65536 \
