@@ -222,6 +222,40 @@ if torch is not None:
             return self.layers[-1](x)
 
 
+    class ConvNet(torch.nn.Module):
+        """The paper's 4-layer convnet (issue 4): conv 5x5 32 -> pool 2 ->
+        act -> conv 5x5 64 -> pool 2 -> act -> dense 1024 -> act -> dense 10,
+        "same" padding; with bn, batch norm before each hidden activation
+        (libhtnn: --arch conv5x5:32,pool2,bn,sign,conv5x5:64,pool2,bn,sign,
+        dense:1024,bn,sign,dense:10)."""
+
+        def __init__(self, act, loss, bn=False):
+            super().__init__()
+            nn = torch.nn
+            self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
+            self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
+            self.fc1 = nn.Linear(64 * 7 * 7, 1024)
+            self.fc2 = nn.Linear(1024, 10)
+            ident = nn.Identity
+            self.bn1 = nn.BatchNorm2d(32) if bn else ident()
+            self.bn2 = nn.BatchNorm2d(64) if bn else ident()
+            self.bn3 = nn.BatchNorm1d(1024) if bn else ident()
+            self.act = MLP(act, loss).act
+
+        def forward(self, x):
+            x = x.view(-1, 1, 28, 28)
+            x = self.act(self.bn1(F.max_pool2d(self.conv1(x), 2)))
+            x = self.act(self.bn2(F.max_pool2d(self.conv2(x), 2)))
+            x = self.act(self.bn3(self.fc1(x.flatten(1))))
+            return self.fc2(x)
+
+
+def make_model(args):
+    if args.net == "convnet":
+        return ConvNet(args.act, args.loss, args.bn)
+    return MLP(args.act, args.loss)
+
+
 def make_optimizer(model):
     return torch.optim.Adam(model.parameters(), lr=1e-3,
                             betas=(0.9, 0.999), eps=1e-8)
@@ -299,7 +333,7 @@ def run_train(args, threads, data):
     blas_threads = set_threads(threads, args.blas_threads)
     torch.manual_seed(args.seed)
     rng = np.random.RandomState(args.seed)
-    model = MLP(args.act, args.loss)
+    model = make_model(args)
     opt = make_optimizer(model)
 
     # Warm-up batch on a throw-away copy (no effect on the measured run).
@@ -329,7 +363,8 @@ def run_train(args, threads, data):
             f"test acc {acc:.4f} ({n / dt:.0f} samples/s)")
 
     return {
-        "name": NAME,
+        "name": "pytorch-" + args.net,
+        "bn": bool(args.bn),
         "act": args.act,
         "loss": None if args.act == "relu" else args.loss,
         "threads": threads,
@@ -419,6 +454,10 @@ def parse_args(argv):
                          "CPUs; the default), 'same' as --threads, or a number")
     ap.add_argument("--loss", choices=("soft-hinge", "sste"), default="soft-hinge")
     ap.add_argument("--act", choices=("sign", "relu"), default="sign")
+    ap.add_argument("--net", choices=("mlp", "convnet"), default="mlp",
+                    help="the reference MLP or the paper's 4-layer convnet")
+    ap.add_argument("--bn", action="store_true",
+                    help="convnet: batch norm before each hidden activation")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None,
                     help="use only the first N training examples")

@@ -6,6 +6,20 @@
 
 #include "activations.h"
 #include "layers.h"
+#include "simd.h"
+
+/* Folds one window position (c channels at x[at..]) into the running
+ * maxima; branch-free so it vectorises.  Strict '>': ties keep the first. */
+HTNN_CLONES
+static void fold_max(const float *x, size_t at, size_t c, float *zo, int32_t *ao)
+{
+    for (size_t ch = 0; ch < c; ch++) {
+        float v = x[at + ch];
+        int gt = v > zo[ch];
+        zo[ch] = gt ? v : zo[ch];
+        ao[ch] = gt ? (int32_t)(at + ch) : ao[ch];
+    }
+}
 
 /* One example: z (out) = window maxima of x (in), arg = their positions. */
 static void pool_example(const htnn_layer *l, const float *x, float *z, int32_t *arg)
@@ -21,14 +35,9 @@ static void pool_example(const htnn_layer *l, const float *x, float *z, int32_t 
             for (size_t ch = 0; ch < c; ch++)
                 ao[ch] = (int32_t)(first + ch);
             for (size_t ky = 0; ky < l->kh; ky++)
-                for (size_t kx = 0; kx < l->kw; kx++) {
-                    size_t at = ((oy * l->stride + ky) * W + ox * l->stride + kx) * c;
-                    for (size_t ch = 0; ch < c; ch++)
-                        if (x[at + ch] > zo[ch]) { /* strict: ties keep the first */
-                            zo[ch] = x[at + ch];
-                            ao[ch] = (int32_t)(at + ch);
-                        }
-                }
+                for (size_t kx = 0; kx < l->kw; kx++)
+                    fold_max(x, ((oy * l->stride + ky) * W + ox * l->stride + kx) * c, c, zo,
+                             ao);
         }
 }
 

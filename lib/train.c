@@ -182,11 +182,15 @@ typedef struct fit_state {
     int32_t *yb;     /* gathered batch labels */
 } fit_state;
 
+/* Safe to call twice: a failed fit_state_init frees, and so does fit_end. */
 static void fit_state_free(fit_state *fs)
 {
     mem_free(fs->order);
     mem_free(fs->xb);
     mem_free(fs->yb);
+    fs->order = NULL;
+    fs->xb = NULL;
+    fs->yb = NULL;
 }
 
 static htnn_status fit_state_init(fit_state *fs, size_t count, size_t rows, size_t width)

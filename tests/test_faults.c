@@ -88,6 +88,26 @@ static htnn_net *big_net(void)
     return net;
 }
 
+/* 1x6x6 inputs: conv 4x3x3 -> max-pool 2 -> batch norm + sign -> dense
+ * CLASSES: every layer kind. */
+#define CONV_SIDE 6
+static htnn_net *conv_net(void)
+{
+    htnn_net *net = NULL;
+    htnn_conv2d_options c = HTNN_CONV2D_OPTIONS_INIT;
+    htnn_maxpool2d_options m = HTNN_MAXPOOL2D_OPTIONS_INIT;
+    htnn_batchnorm_options bn = HTNN_BATCHNORM_OPTIONS_INIT;
+    assert_int_equal(htnn_net_create(CONV_SIDE * CONV_SIDE, NULL, &net), HTNN_OK);
+    assert_int_equal(htnn_net_set_input_shape(net, 1, CONV_SIDE, CONV_SIDE), HTNN_OK);
+    c.channels = 4;
+    assert_int_equal(htnn_net_add_conv2d(net, &c, NULL), HTNN_OK);
+    assert_int_equal(htnn_net_add_maxpool2d(net, &m, NULL), HTNN_OK);
+    bn.activation = HTNN_ACT_SIGN;
+    assert_int_equal(htnn_net_add_batchnorm(net, &bn, NULL), HTNN_OK);
+    add(net, CLASSES, HTNN_ACT_IDENTITY, HTNN_BINARY_NONE);
+    return net;
+}
+
 /* ---- the fixture: what a walked call works on -------------------------- */
 
 typedef struct fixture {
@@ -406,6 +426,127 @@ static void check_ftprop(fixture *f)
     assert_int_equal(run_ftprop(f), HTNN_OK);
 }
 
+/* ---- cases: layer kinds ------------------------------------------------- */
+
+/* An empty 1x6x6 net for the add_* calls (the first layer grows the layer
+ * array). */
+static void setup_shaped(fixture *f)
+{
+    assert_int_equal(htnn_net_create(CONV_SIDE * CONV_SIDE, NULL, &f->net), HTNN_OK);
+    assert_int_equal(htnn_net_set_input_shape(f->net, 1, CONV_SIDE, CONV_SIDE), HTNN_OK);
+    take_snapshot(f);
+}
+
+static htnn_status run_add_conv(fixture *f)
+{
+    htnn_conv2d_options c = HTNN_CONV2D_OPTIONS_INIT;
+    c.channels = 3;
+    c.binary_weights = HTNN_BINARY_SCALED;
+    return htnn_net_add_conv2d(f->net, &c, NULL);
+}
+
+static htnn_status run_add_pool(fixture *f)
+{
+    htnn_maxpool2d_options m = HTNN_MAXPOOL2D_OPTIONS_INIT;
+    return htnn_net_add_maxpool2d(f->net, &m, NULL);
+}
+
+static htnn_status run_add_batchnorm(fixture *f)
+{
+    htnn_batchnorm_options bn = HTNN_BATCHNORM_OPTIONS_INIT;
+    return htnn_net_add_batchnorm(f->net, &bn, NULL);
+}
+
+/* The empty net is unchanged (saves to the same bytes) and still takes a
+ * layer. */
+static void check_no_layer(fixture *f)
+{
+    assert_int_equal(htnn_net_layer_count(f->net), 0);
+    assert_net_unchanged(f);
+    assert_int_equal(run_add_pool(f), HTNN_OK);
+}
+
+static void setup_conv_adam(fixture *f)
+{
+    f->net = conv_net();
+    take_snapshot(f);
+    assert_int_equal(htnn_optimizer_create(NULL, &f->opt), HTNN_OK);
+}
+
+static void setup_conv_bytes(fixture *f)
+{
+    htnn_net *net = conv_net();
+    assert_int_equal(htnn_net_save_buffer(net, &f->bytes, &f->size), HTNN_OK);
+    htnn_net_free(net);
+}
+
+/* ---- cases: checkpoints ------------------------------------------------- */
+
+/* Stops a fit at the end of its first epoch. */
+static int stop_after_epoch(const htnn_progress *p, void *user)
+{
+    (void)user;
+    return p->end_of_epoch;
+}
+
+static htnn_status fit_with_checkpoint(fixture *f, htnn_progress_fn progress, int resume)
+{
+    htnn_fit_options o = HTNN_FIT_OPTIONS_INIT;
+    o.epochs = 2;
+    o.batch_size = 16;
+    o.progress = progress;
+    o.checkpoint_path = f->path;
+    o.checkpoint_every = 2;
+    o.resume = resume;
+    return htnn_net_fit(f->net, f->opt, NULL, g_x, g_y, EXAMPLES, &o, NULL);
+}
+
+static void setup_checkpoint(fixture *f)
+{
+    setup_adam(f);
+    make_dir(f);
+}
+
+static htnn_status run_fit_checkpoint(fixture *f) { return fit_with_checkpoint(f, NULL, 0); }
+
+/* A failure before the first batch (steps still 0) leaves the net as it
+ * was; a later one (writing a checkpoint) leaves it trained.  Either way
+ * the net predicts, the checkpoint on disk, if any, is whole, no temporary
+ * file is left, and the same fit succeeds now. */
+static void check_checkpointed_fit(fixture *f, htnn_status (*again)(fixture *))
+{
+    htnn_net *back = NULL;
+    if (htnn_optimizer_steps(f->opt) == 0)
+        assert_net_unchanged(f);
+    assert_net_predicts(f->net);
+    assert_true(count_entries(f->dir) <= 1);
+    if (count_entries(f->dir) == 1) {
+        assert_int_equal(htnn_net_load(f->path, &back), HTNN_OK);
+        htnn_net_free(back);
+    }
+    assert_int_equal(again(f), HTNN_OK);
+}
+
+static void check_fit_checkpoint(fixture *f)
+{
+    check_checkpointed_fit(f, run_fit_checkpoint);
+}
+
+/* A checkpoint after one epoch of two, to resume from. */
+static void setup_resume(fixture *f)
+{
+    setup_checkpoint(f);
+    assert_int_equal(fit_with_checkpoint(f, stop_after_epoch, 0), HTNN_OK);
+    htnn_net_free(f->net);
+    htnn_optimizer_free(f->opt);
+    htnn_free(f->snapshot);
+    setup_adam(f);
+}
+
+static htnn_status run_fit_resume(fixture *f) { return fit_with_checkpoint(f, NULL, 1); }
+
+static void check_fit_resume(fixture *f) { check_checkpointed_fit(f, run_fit_resume); }
+
 /* ---- cases: model files ------------------------------------------------- */
 
 static void setup_save(fixture *f)
@@ -692,6 +833,12 @@ static const fault_case cases[] = {
     {"htnn_net_fit (validation)", setup_adam, run_fit, check_fit},
     {"htnn_net_fit (hill climbing)", setup_hill, run_fit, check_fit},
     {"htnn_net_train_batch", setup_sgd, run_train_batch, check_train_batch},
+    {"htnn_net_add_conv2d", setup_shaped, run_add_conv, check_no_layer},
+    {"htnn_net_add_maxpool2d", setup_shaped, run_add_pool, check_no_layer},
+    {"htnn_net_add_batchnorm", setup_shaped, run_add_batchnorm, check_no_layer},
+    {"htnn_net_fit (conv net)", setup_conv_adam, run_fit, check_fit},
+    {"htnn_net_fit (checkpoints)", setup_checkpoint, run_fit_checkpoint, check_fit_checkpoint},
+    {"htnn_net_fit (resume)", setup_resume, run_fit_resume, check_fit_resume},
     {"htnn_net_ftprop", setup_xor, run_ftprop, check_ftprop},
     {"htnn_net_save", setup_save, run_save, check_save},
     {"htnn_net_save (symlink)", setup_save_link, run_save_link, check_save_link},
@@ -699,6 +846,7 @@ static const fault_case cases[] = {
     {"htnn_net_load", setup_load, run_load, check_no_net_out},
     {"htnn_net_load (FIFO)", setup_load_fifo, run_load, check_no_net_out},
     {"htnn_net_load_buffer", setup_bytes, run_load_buffer, check_no_net_out},
+    {"htnn_net_load_buffer (conv net)", setup_conv_bytes, run_load_buffer, check_no_net_out},
     {"htnn_net_pack", setup_net, run_pack, check_net_untouched},
     {"htnn_packed_save", setup_packed_save, run_packed_save, check_packed_save},
     {"htnn_packed_save_buffer", setup_packed, run_packed_save_buffer, check_packed_untouched},

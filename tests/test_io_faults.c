@@ -352,10 +352,21 @@ static size_t temp_files(const char *dir)
     return count_entries(dir) - 1;
 }
 
-/* Kills a saving child KILLS times at random moments; after each kill the
- * target holds exactly a's or b's bytes and loads.  A kill can leave the
- * child's temporary file (nobody is left to remove it): counted, as proof
- * that kills landed mid-write, then removed. */
+/* Waits until the child's temporary file exists (it is writing), at most
+ * about a second. */
+static void wait_for_temp_file(const char *dir)
+{
+    struct timespec t = {0, 20000};
+    for (int i = 0; i < 50000 && temp_files(dir) == 0; i++)
+        nanosleep(&t, NULL);
+}
+
+/* Kills a saving child KILLS times, every other time at a random moment
+ * and otherwise as soon as its temporary file appears (so that kills land
+ * mid-write however the machine is loaded); after each kill the target
+ * holds exactly a's or b's bytes and loads.  A kill can leave the child's
+ * temporary file (nobody is left to remove it): counted, as proof that
+ * kills landed mid-write, then removed. */
 static void check_kill_mid_save(const model *a, const model *b)
 {
     scratch s;
@@ -372,7 +383,10 @@ static void check_kill_mid_save(const model *a, const model *b)
         if (pid == 0)
             save_forever(a, b, s.path);
         struct timespec t = {0, (long)(1 + lcg(&seed) % 40) * 1000000L};
-        nanosleep(&t, NULL);
+        if (i % 2)
+            wait_for_temp_file(s.dir);
+        else
+            nanosleep(&t, NULL);
         assert_int_equal(kill(pid, SIGKILL), 0);
         assert_int_equal(waitpid(pid, NULL, 0), pid);
         assert_true(file_equals(s.path, s.old, s.old_size) ||

@@ -192,6 +192,7 @@ typedef struct cli_progress {
     int tty;
     int quiet;
     int has_val;
+    const char *val_name; /* "val" (default), or "test" for --test-each-epoch */
     int bar_visible;
     size_t batch_size;
     size_t train_count;
@@ -199,7 +200,8 @@ typedef struct cli_progress {
     double last_draw;      /* time the bar was last drawn */
     double epoch_seconds;  /* training time of the current epoch so far */
     double train_seconds;  /* training time of the whole fit so far */
-    size_t samples_done;   /* examples trained so far */
+    size_t samples_done;   /* examples trained so far (by this process) */
+    size_t resumed_samples; /* examples a resumed fit had trained before */
     size_t last_epoch;     /* 0-based epoch and batch of the last callback */
     size_t last_batch;
     size_t last_batches;

@@ -344,7 +344,28 @@ static unsigned long format_version(const char *path)
 
 static const char *kind_name(int kind)
 {
-    return kind == HTNN_LAYER_DENSE ? "dense" : "?";
+    static const char *const names[] = {"?", "dense", "conv2d", "maxpool2d", "batchnorm"};
+    return kind >= 1 && kind <= HTNN_LAYER_BATCHNORM ? names[kind] : "?";
+}
+
+/* "dense 784 -> 256", or the --arch item and the feature-map shapes
+ * (channels x height x width) of the other kinds. */
+static void describe_layer(const htnn_layer_info *li, char *buf, size_t n)
+{
+    char item[64];
+    if (li->kind == HTNN_LAYER_DENSE) {
+        snprintf(buf, n, "dense %zu -> %zu", li->in_width, li->out_width);
+        return;
+    }
+    if (li->kind == HTNN_LAYER_CONV2D)
+        snprintf(item, sizeof item, "conv%zux%zu:%zu:s%zu:p%zu", li->kernel_h, li->kernel_w,
+                 li->out_channels, li->stride, li->padding);
+    else if (li->kind == HTNN_LAYER_MAXPOOL2D)
+        snprintf(item, sizeof item, "pool%zu:s%zu", li->kernel_h, li->stride);
+    else
+        snprintf(item, sizeof item, "%s", li->kind == HTNN_LAYER_BATCHNORM ? "bn" : "?");
+    snprintf(buf, n, "%s %zux%zux%zu -> %zux%zux%zu", item, li->in_channels, li->in_height,
+             li->in_columns, li->out_channels, li->out_height, li->out_columns);
 }
 
 static int layer_info(htnn_net *net, size_t i, htnn_layer_info *info)
@@ -366,8 +387,9 @@ static void print_layer_text(const htnn_layer_info *li)
     else
         snprintf(act, sizeof act, "%s",
                  cli_choice_name(cli_activations, li->activation));
-    printf("  %zu  %s %zu -> %zu  %-9s loss %s%s%s%s\n", li->index,
-           kind_name(li->kind), li->in_width, li->out_width, act,
+    char what[160];
+    describe_layer(li, what, sizeof what);
+    printf("  %zu  %s  %-9s loss %s%s%s%s\n", li->index, what, act,
            cli_choice_name(cli_losses, li->loss),
            li->weight_targets ? ", weighted targets" : ", unweighted targets",
            li->bias ? ", bias" : ", no bias",

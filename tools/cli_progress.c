@@ -86,8 +86,8 @@ static void print_epoch(cli_progress *s, const htnn_progress *pr)
     fprintf(stderr, "epoch %zu/%zu loss %.4f train-acc %.2f%%", pr->epoch + 1,
             pr->epochs, pr->loss, 100.0 * pr->accuracy);
     if (progress_has(pr, val_end) && isfinite(pr->val_accuracy))
-        fprintf(stderr, " val-loss %.4f val-acc %.2f%%", pr->val_loss,
-                100.0 * pr->val_accuracy);
+        fprintf(stderr, " %s-loss %.4f %s-acc %.2f%%", s->val_name, pr->val_loss,
+                s->val_name, 100.0 * pr->val_accuracy);
     if (progress_has(pr, lr_end))
         fprintf(stderr, " lr %.3g", pr->learning_rate);
     fprintf(stderr, " %.1f s %.0f samples/s%s\n", s->epoch_seconds,
@@ -111,7 +111,8 @@ static void account_time(cli_progress *s, const htnn_progress *pr,
         dt = s->epoch_seconds / (double)pr->batch;
     s->epoch_seconds += dt;
     s->train_seconds += dt;
-    s->samples_done = pr->epoch * s->train_count + epoch_samples(s, pr->batch);
+    s->samples_done = pr->epoch * s->train_count + epoch_samples(s, pr->batch) -
+                      s->resumed_samples;
     s->last_epoch = pr->epoch;
     s->last_batch = pr->batch;
     s->last_batches = pr->batches;
@@ -138,6 +139,7 @@ void cli_progress_init(cli_progress *ps, int quiet, int has_val,
     ps->tty = isatty(fileno(stderr));
     ps->quiet = quiet;
     ps->has_val = has_val;
+    ps->val_name = "val";
     ps->batch_size = batch_size;
     ps->train_count = train_count;
 }

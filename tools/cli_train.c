@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_HIDDEN 64
 #define MAX_UNITS (1 << 24)
@@ -67,6 +68,8 @@ static const char train_help_training[] =
     "  --seed N                 RNG seed for weights and shuffling (default 1)\n"
     "  --threads N              BLAS/kernel threads (default 1; 0 = BLAS's)\n"
     "  --no-shuffle             keep the data order in every epoch\n"
+    "  --test-each-epoch        evaluate the test data after every epoch\n"
+    "                           (instead of --val-split data)\n"
     "  --heuristic loss|hill|exhaustive   target heuristic (default loss)\n"
     "  --hill-sweeps N          hill climbing: sweeps per example (default 16)\n"
     "  --hill-flips N           hill climbing: flips per sweep (default 1)\n"
@@ -88,6 +91,12 @@ static const char train_help_training[] =
     "\n"
     "Output:\n"
     "  --out FILE               where to save the model (required)\n"
+    "  --checkpoint FILE        write the training state (net, optimizer, RNG,\n"
+    "                           position) to FILE at the end of every epoch;\n"
+    "                           FILE is also a model file\n"
+    "  --checkpoint-every N     ... after every N batches instead\n"
+    "  --resume                 continue from --checkpoint FILE if it exists\n"
+    "                           (same data and options: bit-identical result)\n"
     "  --json                   print a JSON summary line on stdout\n"
     "  --quiet                  no progress output\n"
     "\n"
@@ -97,6 +106,8 @@ static const char train_help_training[] =
 typedef struct model_opts {
     size_t hidden[MAX_HIDDEN];
     size_t hidden_count;
+    cli_layer_spec arch[MAX_HIDDEN]; /* --arch: the whole net */
+    size_t arch_count;               /* 0: --layers describes the net */
     int activation;
     int qrelu_bits;
     int loss;
@@ -117,6 +128,7 @@ typedef struct train_opts {
     uint64_t seed;
     int threads;
     int shuffle;
+    int test_each_epoch; /* the test set stands in for validation data */
     int heuristic;      /* 0 loss, 1 hill, 2 exhaustive, -1 not given */
     int hill_start;     /* htnn_hill_start, -1: by mode (see make_heuristic) */
     int search_weighting; /* htnn_search_weighting, -1: by mode */
@@ -128,6 +140,10 @@ typedef struct train_opts {
     int json;
     int quiet;
     const char *out;
+    const char *checkpoint;   /* --checkpoint FILE, or NULL */
+    size_t checkpoint_every;  /* --checkpoint-every N (0: every epoch) */
+    int checkpoint_every_given;
+    int resume;               /* --resume */
 } train_opts;
 
 typedef struct train_data {
@@ -225,10 +241,25 @@ static int layers_value(cli_parser *p, model_opts *m)
     return CLI_OK;
 }
 
+/* --arch "conv5x5:32,pool2,sign,...,dense:10" (parsed by cli_arch.c) */
+static int arch_value(cli_parser *p, model_opts *m)
+{
+    const char *text = NULL;
+    char why[128];
+    int rc = cli_value(p, &text);
+    if (rc != CLI_OK)
+        return rc;
+    if (!cli_parse_arch(text, m->arch, MAX_HIDDEN, &m->arch_count, why, sizeof why))
+        return cli_bad_value(p, why);
+    return CLI_OK;
+}
+
 static int model_option(cli_parser *p, model_opts *m)
 {
     if (cli_is(p, "--layers"))
         return layers_value(p, m);
+    if (cli_is(p, "--arch"))
+        return arch_value(p, m);
     if (cli_is(p, "--act"))
         return cli_choice_value(p, cli_activations, &m->activation);
     if (cli_is(p, "--qrelu-bits"))
@@ -329,12 +360,22 @@ static int run_option(cli_parser *p, train_opts *o)
         return cli_int_value(p, 0, 1024, &o->threads);
     if (cli_is(p, "--no-shuffle"))
         return flag_into(p, &o->shuffle, 0);
+    if (cli_is(p, "--test-each-epoch"))
+        return flag_into(p, &o->test_each_epoch, 1);
     if (cli_is(p, "--json"))
         return flag_into(p, &o->json, 1);
     if (cli_is(p, "--quiet"))
         return flag_into(p, &o->quiet, 1);
     if (cli_is(p, "--out"))
         return cli_value(p, &o->out);
+    if (cli_is(p, "--checkpoint"))
+        return cli_value(p, &o->checkpoint);
+    if (cli_is(p, "--checkpoint-every")) {
+        o->checkpoint_every_given = 1;
+        return cli_size_value(p, 1, SIZE_MAX, &o->checkpoint_every);
+    }
+    if (cli_is(p, "--resume"))
+        return flag_into(p, &o->resume, 1);
     return CLI_NOT_MINE;
 }
 
@@ -345,6 +386,11 @@ static int check_train_opts(const train_opts *o)
         return rc;
     if (o->out == NULL)
         return cli_usage_error("train", "train: --out FILE is required");
+    if ((o->resume || o->checkpoint_every_given) && o->checkpoint == NULL)
+        return cli_usage_error("train", "train: --resume and --checkpoint-every need "
+                               "--checkpoint FILE");
+    if (o->checkpoint != NULL && o->ftprop)
+        return cli_usage_error("train", "train: --checkpoint does not apply to --ftprop");
     if (o->optim.kind != HTNN_OPT_SGD && (o->momentum_given || o->optim.nesterov))
         return cli_usage_error("train", "train: --momentum and --nesterov "
                                "need --optimizer sgd");
@@ -493,9 +539,73 @@ static int add_layer(htnn_net *net, size_t units, int activation, int loss,
     return CLI_OK;
 }
 
-static int build_net(const train_opts *o, size_t width, size_t classes,
+/* One --arch item; `top` is the output layer (its activation is the
+ * output's: identity for softmax, sign for a hard output). */
+static htnn_status add_spec(htnn_net *net, const cli_layer_spec *l, const model_opts *m,
+                            int top)
+{
+    int hard = m->output == HTNN_OUTPUT_HARD_THRESHOLD;
+    int act = top ? (hard ? HTNN_ACT_SIGN : HTNN_ACT_IDENTITY)
+                  : (l->activation >= 0 ? l->activation : HTNN_ACT_IDENTITY);
+    int loss = top && hard ? m->output_loss : m->loss;
+    if (l->kind == HTNN_LAYER_CONV2D) {
+        htnn_conv2d_options c = HTNN_CONV2D_OPTIONS_INIT;
+        c.channels = l->units, c.kernel_h = l->kh, c.kernel_w = l->kw;
+        c.stride = l->stride, c.padding = l->pad;
+        c.activation = act, c.qrelu_bits = l->qrelu_bits, c.loss = loss;
+        c.weight_targets = m->weight_targets, c.binary_weights = m->binary_weights;
+        return htnn_net_add_conv2d(net, &c, NULL);
+    }
+    if (l->kind == HTNN_LAYER_MAXPOOL2D) {
+        htnn_maxpool2d_options pl = HTNN_MAXPOOL2D_OPTIONS_INIT;
+        pl.size = l->kh, pl.stride = l->stride;
+        pl.activation = act, pl.qrelu_bits = l->qrelu_bits, pl.loss = loss;
+        pl.weight_targets = m->weight_targets;
+        return htnn_net_add_maxpool2d(net, &pl, NULL);
+    }
+    if (l->kind == HTNN_LAYER_BATCHNORM) {
+        htnn_batchnorm_options b = HTNN_BATCHNORM_OPTIONS_INIT;
+        b.activation = act, b.qrelu_bits = l->qrelu_bits, b.loss = loss;
+        b.weight_targets = m->weight_targets;
+        return htnn_net_add_batchnorm(net, &b, NULL);
+    }
+    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
+    d.units = l->units;
+    d.activation = act, d.qrelu_bits = l->qrelu_bits, d.loss = loss;
+    d.weight_targets = m->weight_targets, d.binary_weights = m->binary_weights;
+    return htnn_net_add_dense(net, &d, NULL);
+}
+
+/* --arch: the data's image shape becomes the net's input shape. */
+static int add_arch(htnn_net *net, const model_opts *m, const size_t shape[3],
+                    size_t out_units)
+{
+    const cli_layer_spec *top = &m->arch[m->arch_count - 1];
+    htnn_status st = htnn_net_set_input_shape(net, shape[0], shape[1], shape[2]);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "cannot use the data's shape %zux%zux%zu", shape[0],
+                             shape[1], shape[2]);
+    if (top->activation >= 0) {
+        cli_error("--arch: the last layer is the output; drop its activation (use "
+                  "--output hard for sign outputs)");
+        return CLI_USAGE;
+    }
+    if (top->units != out_units) {
+        cli_error("--arch: the last layer has %zu units but the data needs %zu",
+                  top->units, out_units);
+        return CLI_USAGE;
+    }
+    for (size_t i = 0; i < m->arch_count; i++)
+        if ((st = add_spec(net, &m->arch[i], m, i + 1 == m->arch_count)) != HTNN_OK)
+            return cli_lib_error(st, "--arch: cannot add layer %zu", i);
+    return CLI_OK;
+}
+
+static int build_net(const train_opts *o, const htnn_data *train, size_t classes,
                      htnn_net **out)
 {
+    size_t width = htnn_data_width(train), shape[3] = {width, 1, 1};
+    htnn_data_shape(train, &shape[0], &shape[1], &shape[2]);
     const model_opts *m = &o->model;
     htnn_net_options no = HTNN_NET_OPTIONS_INIT;
     htnn_net *net = NULL;
@@ -512,11 +622,15 @@ static int build_net(const train_opts *o, size_t width, size_t classes,
         return cli_lib_error(st, "cannot create the net");
     if (hard && out_units == 2)
         out_units = 1; /* one sign unit: labels 0/1 as -1/+1 */
-    for (i = 0; i < m->hidden_count && rc == CLI_OK; i++)
-        rc = add_layer(net, m->hidden[i], m->activation, m->loss, m);
-    if (rc == CLI_OK)
-        rc = add_layer(net, out_units, hard ? HTNN_ACT_SIGN : HTNN_ACT_IDENTITY,
-                       hard ? m->output_loss : m->loss, m);
+    if (m->arch_count) {
+        rc = add_arch(net, m, shape, out_units);
+    } else {
+        for (i = 0; i < m->hidden_count && rc == CLI_OK; i++)
+            rc = add_layer(net, m->hidden[i], m->activation, m->loss, m);
+        if (rc == CLI_OK)
+            rc = add_layer(net, out_units, hard ? HTNN_ACT_SIGN : HTNN_ACT_IDENTITY,
+                           hard ? m->output_loss : m->loss, m);
+    }
     if (rc != CLI_OK) {
         htnn_net_free(net);
         return rc;
@@ -607,6 +721,43 @@ static int run_ftprop(const train_opts *o, htnn_net *net, train_data *td,
     return CLI_OK;
 }
 
+/* --checkpoint, --checkpoint-every and --resume; when resuming, says
+ * where the fit continues and tells the progress display what was trained
+ * before (so samples/s counts this run only). */
+static int setup_checkpoint(const train_opts *o, const train_data *td, cli_progress *ps,
+                            htnn_fit_options *fo)
+{
+    htnn_checkpoint_info info = HTNN_CHECKPOINT_INFO_INIT;
+    htnn_status st;
+    if (o->checkpoint == NULL)
+        return CLI_OK;
+    fo->checkpoint_path = o->checkpoint;
+    fo->checkpoint_every = o->checkpoint_every;
+    fo->resume = o->resume;
+    if (!o->resume || access(o->checkpoint, F_OK) != 0) {
+        if (o->resume && !o->quiet)
+            fprintf(stderr, "checkpoint %s does not exist: starting from scratch\n",
+                    o->checkpoint);
+        return CLI_OK;
+    }
+    st = htnn_checkpoint_get_info(o->checkpoint, &info);
+    if (st != HTNN_OK)
+        return cli_file_error(st, "cannot resume from the checkpoint", o->checkpoint);
+    size_t count = htnn_data_count(td->train), bs = o->batch < count ? o->batch : count;
+    size_t in_epoch = info.batch * bs < count ? info.batch * bs : count;
+    ps->resumed_samples = info.epoch * count + in_epoch;
+    if (o->quiet)
+        return CLI_OK;
+    if (info.epoch == info.epochs)
+        fprintf(stderr, "resuming from %s: its fit had finished (%zu batches)\n",
+                o->checkpoint, info.batches_run);
+    else
+        fprintf(stderr, "resuming from %s at epoch %zu/%zu, batch %zu/%zu (%zu batches "
+                "trained)\n", o->checkpoint, info.epoch + 1, info.epochs, info.batch + 1,
+                info.batches, info.batches_run);
+    return CLI_OK;
+}
+
 static int run_fit(const train_opts *o, htnn_net *net, train_data *td,
                    cli_progress *ps, htnn_fit_result *res)
 {
@@ -621,13 +772,19 @@ static int run_fit(const train_opts *o, htnn_net *net, train_data *td,
     fo.shuffle = o->shuffle;
     fo.progress = cli_progress_callback;
     fo.progress_user = ps;
-    if (td->val != NULL) {
-        fo.val_x = htnn_data_features(td->val);
-        fo.val_labels = htnn_data_labels(td->val);
-        fo.val_count = htnn_data_count(td->val);
+    htnn_data *val = td->val ? td->val : (o->test_each_epoch ? td->test : NULL);
+    if (val != NULL) {
+        fo.val_x = htnn_data_features(val);
+        fo.val_labels = htnn_data_labels(val);
+        fo.val_count = htnn_data_count(val);
     }
     htnn_heuristic *h = NULL;
     if ((rc = make_heuristic(o, &h)) != CLI_OK) {
+        htnn_optimizer_free(opt);
+        return rc;
+    }
+    if ((rc = setup_checkpoint(o, td, ps, &fo)) != CLI_OK) {
+        htnn_heuristic_free(h);
         htnn_optimizer_free(opt);
         return rc;
     }
@@ -742,10 +899,11 @@ int cli_train(int argc, char **argv)
         return rc == CLI_HELP ? CLI_OK : rc;
     rc = load_train_data(&o, &td);
     if (rc == CLI_OK)
-        rc = build_net(&o, htnn_data_width(td.train), td.classes, &net);
+        rc = build_net(&o, td.train, td.classes, &net);
     if (rc == CLI_OK) {
-        cli_progress_init(&ps, o.quiet, td.val != NULL, o.batch,
-                          htnn_data_count(td.train));
+        cli_progress_init(&ps, o.quiet, td.val != NULL || (o.test_each_epoch && td.test),
+                          o.batch, htnn_data_count(td.train));
+        ps.val_name = td.val == NULL ? "test" : "val";
         rc = o.ftprop ? run_ftprop(&o, net, &td, &res)
                       : run_fit(&o, net, &td, &ps, &res);
     }

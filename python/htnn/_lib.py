@@ -135,7 +135,10 @@ PROGRESS_FN = CFUNCTYPE(c_int, POINTER(Progress), c_void_p)
 class FitOptions(Structure):
     _fields_ = [("struct_size", c_size_t), ("epochs", c_size_t), ("batch_size", c_size_t),
                 ("shuffle", c_int), ("progress", PROGRESS_FN), ("progress_user", c_void_p),
-                ("val_x", c_void_p), ("val_labels", c_void_p), ("val_count", c_size_t)]
+                ("val_x", c_void_p), ("val_labels", c_void_p), ("val_count", c_size_t),
+                # since 0.2
+                ("checkpoint_path", c_char_p), ("checkpoint_every", c_size_t),
+                ("resume", c_int)]
 
 
 class FitResult(Structure):

@@ -648,7 +648,8 @@ class Net(Handle):
                             bool(r.budget_exhausted), r.seconds)
 
     def fit(self, x, y, *, epochs=10, batch_size=100, shuffle=True, optimizer=None,
-            heuristic=None, validation_data=None, callback=None, on_interrupt="raise"):
+            heuristic=None, validation_data=None, callback=None, on_interrupt="raise",
+            checkpoint=None, checkpoint_every=0, resume=False):
         """Trains over epochs of mini-batches (htnn_net_fit).
 
         - ``optimizer``: an Optimizer, default ``net.optimizer`` (Adam 1e-3,
@@ -663,6 +664,15 @@ class Net(Handle):
           htnn.TrainingInterrupted (a KeyboardInterrupt carrying the
           FitResult); ``"return"`` returns the FitResult with
           ``interrupted=True``.
+        - ``checkpoint="run.ckpt"`` writes the training state (weights,
+          optimizer, RNG, position) to that file at the end of every epoch,
+          or every ``checkpoint_every`` batches, and when training stops;
+          the file is also a model file (``Net.load``).  With
+          ``resume=True`` a fit continues from it if it exists: build the
+          same net and optimizer and pass the same data and options, and
+          the result is bit-identical to an uninterrupted fit.
+        - If training diverges (NaN/Inf loss), htnn.NumericError is raised
+          and the net and optimizer are back at their last good state.
 
         Returns a FitResult with the per-epoch ``history``.
         """
@@ -677,6 +687,13 @@ class Net(Handle):
         y = as_labels(y, x.shape[0])
         fo = new(FitOptions, epochs=int(epochs), batch_size=int(batch_size),
                  shuffle=int(bool(shuffle)))
+        if checkpoint is not None:
+            ckpt_path = os.fsencode(checkpoint)  # kept alive through the call
+            fo.checkpoint_path = ckpt_path
+            fo.checkpoint_every = int(checkpoint_every)
+            fo.resume = int(bool(resume))
+        elif resume or checkpoint_every:
+            raise InvalidArgument("resume and checkpoint_every need a checkpoint path")
         if validation_data is not None:
             try:
                 vx, vy = validation_data

@@ -111,6 +111,9 @@ int main(void)
     FIELD(htnn_fit_options, val_x);
     FIELD(htnn_fit_options, val_labels);
     FIELD(htnn_fit_options, val_count);
+    FIELD(htnn_fit_options, checkpoint_path);
+    FIELD(htnn_fit_options, checkpoint_every);
+    FIELD(htnn_fit_options, resume);
 
     SIZE(htnn_fit_result);
     FIELD(htnn_fit_result, epochs_run);

@@ -140,3 +140,30 @@ def test_threads_release_the_gil(data):
     for t in ts:
         t.join()
     assert not errors
+
+
+def _layer_params(net):
+    return [(layer.weights.copy(), layer.bias.copy()) for layer in net.layers]
+
+
+def test_checkpoint_resume_is_bit_identical(data, tmp_path):
+    x, y = data
+    with htnn.Net(12, [16, 12, 3], seed=5, threads=1) as ref:
+        ref.fit(x, y, epochs=3, batch_size=50)
+        expected = _layer_params(ref)
+    ckpt = tmp_path / "fit.ckpt"
+    with htnn.Net(12, [16, 12, 3], seed=5, threads=1) as net:
+        res = net.fit(x, y, epochs=3, batch_size=50, checkpoint=ckpt, checkpoint_every=4,
+                      callback=lambda p: p.epoch == 1 and p.batch == 6)
+        assert res.stopped and res.batches_run == 19
+    with htnn.Net.load(ckpt) as loaded:  # a checkpoint is a model file
+        assert loaded.input_width == 12
+    with htnn.Net(12, [16, 12, 3], seed=99, threads=1) as net:
+        res = net.fit(x, y, epochs=3, batch_size=50, checkpoint=str(ckpt), resume=True)
+        assert res.batches_run == 36 and res.epochs_run == 3 and not res.stopped
+        for (w, b), (ew, eb) in zip(_layer_params(net), expected):
+            assert w.tobytes() == ew.tobytes() and b.tobytes() == eb.tobytes()
+        with pytest.raises(htnn.StateError, match="batch size"):
+            net.fit(x, y, epochs=3, batch_size=40, checkpoint=ckpt, resume=True)
+    with pytest.raises(htnn.InvalidArgument):
+        htnn.Net(12, [4, 3]).fit(x, y, resume=True)
