@@ -291,7 +291,7 @@ static int fit_fields_sane(const fit_record *r)
            r->k == (fp->shuffle ? fp->count : 0);
 }
 
-/* 1 if the k entries at p are a permutation of 0..k-1. */
+/* Checks that the k entries at p are a permutation of 0..k-1. */
 static htnn_status check_order(const unsigned char *p, uint64_t k, const char *path)
 {
     unsigned char *seen = mem_calloc(k ? (size_t)k : 1, 1);

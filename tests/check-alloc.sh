@@ -6,7 +6,7 @@
 set -euo pipefail
 dir=$1
 pattern='(^|[^_[:alnum:]])(malloc|calloc|realloc|free|strdup|strndup|aligned_alloc|posix_memalign|asprintf|getline|open_memstream)[[:space:]]*\(|realpath[[:space:]]*\([^,]*,[[:space:]]*NULL'
-found=$(cd "$dir" && grep -nE "$pattern" -- *.c | grep -v '^alloc\.c:' | grep -vE ':[0-9]+:[[:space:]]*(/?\*|//)' || true)
+found=$(cd "$dir" && grep -HnE "$pattern" -- *.c | grep -v '^alloc\.c:' | grep -vE ':[0-9]+:[[:space:]]*(/?\*|//)' || true)
 if [ -n "$found" ]; then
     echo "allocations that bypass lib/alloc.h (use mem_malloc/mem_calloc/mem_realloc/mem_free):"
     echo "$found"

@@ -359,6 +359,80 @@ static void test_resume_at_epoch_cadence(void **state)
     check_resume(&c, 0, 8, 8);         /* the copy holds the end of epoch 1 (batch 6) */
 }
 
+/* A conv net with batch norm, whose running statistics are training state
+ * too: 96 images of 2 x 4 x 4 (the first 32 values of xs's rows, reused). */
+static htnn_net *make_conv_net(void)
+{
+    htnn_net_options no = HTNN_NET_OPTIONS_INIT;
+    no.seed = 21;
+    htnn_net *net = NULL;
+    assert_int_equal(htnn_net_create(32, &no, &net), HTNN_OK);
+    assert_int_equal(htnn_net_set_input_shape(net, 2, 4, 4), HTNN_OK);
+    htnn_conv2d_options co = HTNN_CONV2D_OPTIONS_INIT;
+    co.channels = 4;
+    assert_int_equal(htnn_net_add_conv2d(net, &co, NULL), HTNN_OK);
+    htnn_maxpool2d_options po = HTNN_MAXPOOL2D_OPTIONS_INIT;
+    assert_int_equal(htnn_net_add_maxpool2d(net, &po, NULL), HTNN_OK);
+    htnn_batchnorm_options bo = HTNN_BATCHNORM_OPTIONS_INIT;
+    bo.activation = HTNN_ACT_SIGN;
+    assert_int_equal(htnn_net_add_batchnorm(net, &bo, NULL), HTNN_OK);
+    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
+    d.units = CLASSES;
+    d.activation = HTNN_ACT_IDENTITY;
+    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    return net;
+}
+
+static void assert_same_model_bytes(const htnn_net *a, const htnn_net *b)
+{
+    void *da = NULL, *db = NULL;
+    size_t na = 0, nb = 0;
+    assert_int_equal(htnn_net_save_buffer(a, &da, &na), HTNN_OK);
+    assert_int_equal(htnn_net_save_buffer(b, &db, &nb), HTNN_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(da, db, na);
+    htnn_free(da);
+    htnn_free(db);
+}
+
+static void test_resume_conv_batchnorm(void **state)
+{
+    (void)state;
+    enum { M = 96 };
+    static float img[M * 32];
+    for (size_t i = 0; i < M; i++)
+        memcpy(img + i * 32, xs + (i % (N * W / 32)) * 32, 32 * sizeof *img);
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    fo.epochs = 3;
+    fo.batch_size = 16; /* 6 batches per epoch */
+    htnn_net *ref = make_conv_net();
+    htnn_optimizer *opt = make_opt(&(config){0, 0, 1, 16, 3});
+    assert_int_equal(htnn_net_fit(ref, opt, NULL, img, ys, M, &fo, NULL), HTNN_OK);
+    htnn_optimizer_free(opt);
+    /* stopped after 8 batches, checkpoints every 5 */
+    recorder rec = {0};
+    rec.stop_at = 8;
+    fo.progress = record;
+    fo.progress_user = &rec;
+    fo.checkpoint_path = path_of("conv.ckpt");
+    fo.checkpoint_every = 5;
+    htnn_net *net = make_conv_net();
+    opt = make_opt(&(config){0, 0, 1, 16, 3});
+    assert_int_equal(htnn_net_fit(net, opt, NULL, img, ys, M, &fo, NULL), HTNN_OK);
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
+    /* a fresh net resumes; weights and running statistics end identical */
+    net = make_conv_net();
+    opt = make_opt(&(config){0, 0, 1, 16, 3});
+    fo.progress = NULL;
+    fo.resume = 1;
+    assert_int_equal(htnn_net_fit(net, opt, NULL, img, ys, M, &fo, NULL), HTNN_OK);
+    assert_same_model_bytes(net, ref);
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
+    htnn_net_free(ref);
+}
+
 /* ---- what a checkpoint is -------------------------------------------- */
 
 static void test_checkpoint_is_a_model_file(void **state)
@@ -949,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_resume_adam_shuffled),
         cmocka_unit_test(test_resume_sgd_binary_unshuffled),
         cmocka_unit_test(test_resume_at_epoch_cadence),
+        cmocka_unit_test(test_resume_conv_batchnorm),
         cmocka_unit_test(test_checkpoint_is_a_model_file),
         cmocka_unit_test(test_resume_missing_file_starts_fresh),
         cmocka_unit_test(test_mismatched_resume_refused),

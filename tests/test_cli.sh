@@ -194,5 +194,58 @@ xor_acc=$(json_field out train_accuracy)
 check "train --ftprop solves XOR with 2 hidden sign units (train accuracy '$xor_acc')" \
     at_least "$xor_acc" 1
 
+# ---- --arch: a small conv net on 8x8 IDX images (a vertical bar is class 1,
+# a horizontal bar class 0, at every position), shape taken from the file
+python3 - <<'PY'
+import gzip, struct
+def write(name, count, first):
+    imgs, labels = bytearray(), bytearray()
+    for i in range(first, first + count):
+        label, pos, level = i % 2, (i // 2) % 6 + 1, 128 + (i * 37) % 128
+        img = bytearray(64)
+        for k in range(1, 7):
+            img[(k * 8 + pos) if label else (pos * 8 + k)] = level
+        imgs += img
+        labels.append(label)
+    with open(name + "-images", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, count, 8, 8) + imgs)
+    with gzip.open(name + "-labels.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, count) + labels)
+write("bars-train", 240, 0)
+write("bars-test", 60, 1000)
+PY
+bars="--train-images bars-train-images --train-labels bars-train-labels.gz
+      --test-images bars-test-images --test-labels bars-test-labels.gz"
+# shellcheck disable=SC2086
+run train $bars --arch conv3x3:4,pool2,bn,sign,flatten,dense:2 --epochs 15 --batch 20 \
+    --lr 0.01 --json --out conv.htnn
+conv_acc=$(json_field out test_accuracy)
+check "train --arch conv net learns the bars (test accuracy '$conv_acc' >= 0.95)" \
+    at_least "$conv_acc" 0.95
+run info conv.htnn
+check "info shows the conv layer with its feature maps" \
+    grep -q 'conv3x3:4:s1:p1 1x8x8 -> 4x8x8' out
+check "info shows the pool and batch-norm layers" \
+    test -n "$(grep 'pool2:s2 4x8x8 -> 4x4x4' out)" -a -n "$(grep 'bn 4x4x4 -> 4x4x4  sign' out)"
+run eval conv.htnn --images bars-test-images --labels bars-test-labels.gz --json
+eval_acc=$(json_field out accuracy)
+check "eval of the saved conv net agrees with train ('$eval_acc' = '$conv_acc')" \
+    test "$eval_acc" = "$conv_acc"
+# shellcheck disable=SC2086
+run train $bars --arch conv3x3:4,pool2,sign,dense:3 --out bad.htnn
+check "--arch with the wrong output width is a usage error naming both widths" \
+    test "$rc" -eq 2 -a -n "$(grep '3 units but the data needs 2' err)"
+# shellcheck disable=SC2086
+run train $bars --arch conv3x3:4,sign,sign,dense:2 --out bad.htnn
+check "--arch with two activations in a row is a usage error" \
+    test "$rc" -eq 2 -a -n "$(grep "activation 'sign'" err)"
+# shellcheck disable=SC2086
+run train $bars --arch conv9x9:4:p0,dense:2 --out bad.htnn
+check "--arch with a kernel larger than the image fails and says so" \
+    test "$rc" -eq 1 -a -n "$(grep 'larger than its 8x8 input' err)"
+run train --train-csv train.csv --arch bogus:3,dense:2 --out bad.htnn
+check "--arch with an unknown item names it" \
+    test "$rc" -eq 2 -a -n "$(grep "cannot read 'bogus:3'" err)"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

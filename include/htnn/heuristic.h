@@ -48,9 +48,11 @@ typedef struct htnn_layer_view {
     const float *input_z;  /**< Z[d-1], m x in_width: pre-activations below */
     const float *z;        /**< Z[d], m x out_width */
     /** W[d], out_width x in_width: before this batch's update (the
-     *  default), after it with htnn_net_options.targets_after_update */
+     *  default), after it with htnn_net_options.targets_after_update;
+     *  NULL when layer d is not dense (conv2d, max-pool, batch norm), whose
+     *  targets below can only come from grad_input */
     const float *weights;
-    const float *bias;     /**< b[d], out_width (zeros if no bias), as weights */
+    const float *bias;     /**< b[d], out_width (zeros if no bias), as weights; NULL as weights */
     const float *targets;  /**< T[d], m x out_width (+1 / -1 / 0) */
     /** weights of T[d] as set by the heuristic from the layer above (layer
      *  d's weight_targets option is applied on top of them), m x out_width;

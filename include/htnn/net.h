@@ -5,9 +5,12 @@
  * net.h - the network handle (htnn_net) and its layers (htnn_layer).
  *
  * A net is an ordered stack of layers applied to batch-major float32 inputs
- * (count x input_width, row-major).  Layer d computes
+ * (count x input_width, row-major).  A dense layer d computes
  *     Z[d] = H[d-1] W[d]^T + b[d],   H[d] = g[d](Z[d])
- * with W[d] stored row-major as out_width x in_width.
+ * with W[d] stored row-major as out_width x in_width.  Conv2d, max-pool and
+ * batch-norm layers (since 0.2) compute Z[d] from the previous layer's
+ * output feature map (NHWC, see htnn_conv2d_options) and apply their
+ * activation the same way; every layer's output is its flattened map.
  *
  * Ownership: the caller owns the net (htnn_net_create / htnn_net_load /
  * htnn_net_clone, then htnn_net_free).  htnn_layer pointers are borrowed from
@@ -95,11 +98,13 @@ typedef struct htnn_dense_options {
 
 /** Options for htnn_net_add_conv2d.  Initialise with HTNN_CONV2D_OPTIONS_INIT.
  *
- *  Feature maps are NCHW: each example is channels x height x width floats,
- *  row-major, so a layer's output row is its flattened feature map and a
- *  dense layer after a convolution reads it as PyTorch's flatten would.
- *  Output size per axis: (in + 2 * padding - kernel) / stride + 1; padding
- *  adds zeros.  Weights are channels x in_channels x kernel_h x kernel_w. */
+ *  Feature maps are NHWC: one example is height x width x channels floats,
+ *  channels fastest (so a whole batch of positions is one matrix whose
+ *  rows are positions and columns channels, and the convolution of a batch
+ *  is one sgemm with no transposes).  A dense layer after a convolution
+ *  reads the map flattened in that order.  Output size per axis:
+ *  (in + 2 * padding - kernel) / stride + 1; padding adds zeros.  Weights
+ *  are channels x kernel_h x kernel_w x in_channels, row-major. */
 typedef struct htnn_conv2d_options {
     size_t struct_size; /**< sizeof(htnn_conv2d_options) */
     size_t channels;    /**< output channels, >= 1 (no default: must be set) */
@@ -184,7 +189,7 @@ typedef struct htnn_layer_info {
     int loss;           /**< htnn_loss */
     int weight_targets; /**< 1 if targets are weighted (htnn_dense_options) */
     int bias;           /**< 1 if the layer has a bias */
-    size_t weight_count; /**< out_width * in_width */
+    size_t weight_count; /**< weights (out_width * in_width for dense) */
     int binary_weights; /**< htnn_binary_weights of the layer */
     /* Since 0.2: feature-map shapes (channels x height x width; a dense
      * layer's output is units x 1 x 1) and the window of conv / pool
@@ -229,7 +234,7 @@ HTNN_API htnn_status htnn_net_add_dense(htnn_net *net,
                                         htnn_layer **layer_out);
 
 /** Declares the net's input as a feature map of channels x height x width
- *  (NCHW rows; channels * height * width must equal the input width, else
+ *  (NHWC rows; channels * height * width must equal the input width, else
  *  HTNN_ESHAPE).  Needed before a first conv2d or max-pool layer; only
  *  allowed while the net has no layers (HTNN_ESTATE).  Without it the input
  *  is input_width x 1 x 1.  Since 0.2. */
@@ -285,14 +290,18 @@ HTNN_API htnn_layer *htnn_net_layer(htnn_net *net, size_t index);
 HTNN_API htnn_status htnn_layer_get_info(const htnn_layer *layer,
                                          htnn_layer_info *out);
 
-/** Copies the layer's weights (out_width x in_width, row-major) to dst,
- *  which holds `count` floats; count must equal weight_count. */
+/** Copies the layer's weights to dst, which holds `count` floats; count
+ *  must equal weight_count.  Dense: out_width x in_width; conv2d: channels
+ *  x kernel_h x kernel_w x in_channels; batch norm: gamma (channels);
+ *  max-pool: none (count 0 is refused as there is nothing to copy). */
 HTNN_API htnn_status htnn_layer_get_weights(const htnn_layer *layer,
                                             float *dst, size_t count);
 /** Replaces the layer's weights; rejects NaN/Inf (HTNN_ENUMERIC). */
 HTNN_API htnn_status htnn_layer_set_weights(htnn_layer *layer,
                                             const float *src, size_t count);
-/** Copies the bias (out_width floats; zeros if the layer has none). */
+/** Copies the bias (bias_count floats of htnn_layer_info: out_width for
+ *  dense layers, one per channel for conv2d and batch norm (beta); zeros
+ *  if the layer has none). */
 HTNN_API htnn_status htnn_layer_get_bias(const htnn_layer *layer, float *dst,
                                          size_t count);
 /** Replaces the bias; HTNN_ESTATE if the layer has no bias. */
