@@ -141,6 +141,20 @@ static htnn_status added(htnn_status st, const record_in *r)
     return st == HTNN_OK ? HTNN_OK : model_library_refused(st, r->name, "layer");
 }
 
+/* 1 if f[0] x ... x f[n-1] floats, plus `extra`, fit in the record's
+ * remaining bytes.  Checked before the layer is allocated: a corrupt count
+ * must not make the reader allocate more than the file holds. */
+static int floats_fit(const record_in *r, const uint64_t *f, size_t n, uint64_t extra)
+{
+    uint64_t cap = cursor_left(&r->c) / 4, count = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i] != 0 && count > cap / f[i])
+            return 0;
+        count *= f[i];
+    }
+    return count <= cap && extra <= cap - count;
+}
+
 static htnn_status add_conv(htnn_net *net, record_in *r, uint32_t binary)
 {
     htnn_conv2d_options o = HTNN_CONV2D_OPTIONS_INIT;
@@ -152,6 +166,9 @@ static htnn_status add_conv(htnn_net *net, record_in *r, uint32_t binary)
         return bad(r, "truncated conv2d fields");
     if (!fits(v[0]) || !fits(v[1]) || !fits(v[2]) || !fits(v[3]) || !fits(v[4]))
         return bad(r, "conv2d field out of range");
+    const uint64_t weights[4] = {v[0], r->in_c, v[1], v[2]};
+    if (!floats_fit(r, weights, 4, bias == 1 ? v[0] : 0))
+        return bad(r, "truncated parameters");
     o.channels = (size_t)v[0], o.kernel_h = (size_t)v[1], o.kernel_w = (size_t)v[2];
     o.stride = (size_t)v[3], o.padding = (size_t)v[4];
     o.activation = (int)r->act, o.qrelu_bits = (int)(int32_t)r->bits, o.loss = (int)r->loss;
