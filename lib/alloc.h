@@ -49,4 +49,8 @@ long mem_probe_live(void);
 /* 1 once the armed failure has been injected. */
 int mem_probe_fired(void);
 
+/* Bytes of the largest allocation requested since mem_probe_start (a
+ * loader must never ask for more than its input can back). */
+size_t mem_probe_largest(void);
+
 #endif

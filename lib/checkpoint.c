@@ -244,7 +244,7 @@ static int read_fit_fields(byte_cursor *cur, fit_record *r)
 {
     fit_fingerprint *fp = &r->fp;
     fit_position *pos = &r->pos;
-    uint64_t epoch, batch, correct;
+    uint64_t epoch = 0, batch = 0, correct = 0;
     int ok = cursor_u64(cur, &fp->count) && cursor_u64(cur, &fp->width) &&
              cursor_u64(cur, &fp->batch_size) && cursor_u64(cur, &fp->epochs) &&
              cursor_u32(cur, &fp->shuffle) && cursor_u64(cur, &fp->data_hash) &&

@@ -26,6 +26,10 @@ htnn_status search_check_view(const htnn_layer_view *v, const char *who)
         return error_set(HTNN_EINVAL, "%s: incomplete view (struct_size %zu, batch %zu, "
                          "widths %zu x %zu)", who, v->struct_size, v->batch, v->in_width,
                          v->out_width);
+    if (v->weights == NULL && v->input_z != NULL)
+        return error_set(HTNN_EUNSUPPORTED, "%s: layer %zu is not dense (conv2d, max-pool or "
+                         "batch norm); the search needs a dense W[d] (use the loss-driven "
+                         "heuristic for the targets below it)", who, v->layer);
     if (v->input_z == NULL || v->weights == NULL || v->bias == NULL || v->targets == NULL ||
         v->target_weights == NULL)
         return error_set(HTNN_EINVAL, "%s: the view lacks input_z, weights, bias, targets or "

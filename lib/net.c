@@ -226,6 +226,17 @@ static htnn_status append_layer(htnn_net *net, htnn_layer *layer)
     return HTNN_OK;
 }
 
+/* Draws a dense or conv layer's initial weights and biases (the biases
+ * are drawn even without a bias, so the RNG stream does not depend on it,
+ * and then zeroed, as htnn_layer_get_bias reports them). */
+static void init_weights(htnn_layer *layer, rng *r)
+{
+    dense_init(layer, r);
+    if (!layer->has_bias)
+        memset(layer->b, 0, layer->n_b * sizeof *layer->b);
+    dense_binarize(layer);
+}
+
 /* Appends a freshly built layer, or frees it on failure. */
 static htnn_status add_built(htnn_net *net, htnn_layer *layer, htnn_layer **layer_out)
 {
@@ -269,8 +280,7 @@ htnn_status htnn_net_add_dense(htnn_net *net, const htnn_dense_options *opts,
     layer->shape_out = (map_shape){o.units, 1, 1};
     set_units(layer, &u);
     layer->has_bias = o.bias;
-    dense_init(layer, &net->rng);
-    dense_binarize(layer);
+    init_weights(layer, &net->rng);
     return add_built(net, layer, layer_out);
 }
 
@@ -299,14 +309,17 @@ static htnn_status window_shape(const htnn_net *net, map_shape in, size_t kh, si
     if (kh == 0 || kw == 0 || stride == 0)
         return error_set(HTNN_EINVAL, "layer %zu: kernel %zux%zu and stride %zu must be "
                          ">= 1", net->n_layers, kh, kw, stride);
+    /* padding only widens the output; a window larger than the map itself
+     * is a mistake (most often a missing htnn_net_set_input_shape) */
+    if (kh > in.h || kw > in.w)
+        oh = 0;
     if (pad >= kh || pad >= kw)
         return error_set(HTNN_EINVAL, "layer %zu: padding %zu must be smaller than the "
                          "kernel %zux%zu", net->n_layers, pad, kh, kw);
     if (oh == 0 || ow == 0)
-        return error_set(HTNN_ESHAPE, "layer %zu: window %zux%zu (padding %zu) is larger "
-                         "than its %zux%zu input (set the input shape with "
-                         "htnn_net_set_input_shape)", net->n_layers, kh, kw, pad, in.h,
-                         in.w);
+        return error_set(HTNN_ESHAPE, "layer %zu: window %zux%zu is larger than its "
+                         "%zux%zu input (set the input shape with htnn_net_set_input_shape)",
+                         net->n_layers, kh, kw, in.h, in.w);
     if (channels == 0 || channels > MAX_WIDTH || oh * ow > MAX_WIDTH / channels)
         return error_set(HTNN_EINVAL, "layer %zu: %zu channels of %zux%zu are not in 1..%zu "
                          "values", net->n_layers, channels, oh, ow, MAX_WIDTH);
@@ -349,8 +362,7 @@ htnn_status htnn_net_add_conv2d(htnn_net *net, const htnn_conv2d_options *opts,
     layer->stride = o.stride, layer->pad = o.padding;
     set_units(layer, &u);
     layer->has_bias = o.bias;
-    dense_init(layer, &net->rng);
-    dense_binarize(layer);
+    init_weights(layer, &net->rng);
     return add_built(net, layer, layer_out);
 }
 

@@ -6,6 +6,7 @@
 
 #include "htnn/heuristic.h"
 #include "htnn/net.h"
+#include "htnn/reduce.h"
 #include "rng.h"
 
 /* A feature map's shape: channels x height x width, stored NHWC (channels
@@ -87,11 +88,35 @@ struct htnn_net {
     int32_t *iarena;         /* max-pool arg-max indices */
     map_shape input_shape;   /* htnn_net_set_input_shape */
     htnn_targets targets;
+    /* data-parallel training (htnn_net_set_reducer, lib/reduce.c):
+     * allreduce_sum is NULL when the net trains alone */
+    htnn_reducer reducer;
+    size_t step_rows;        /* global rows of the batch train_step is on, else 0 */
+    htnn_status reduce_status; /* first failed reduction of the step */
+    int shard_step;          /* 1 inside htnn_net_fit: the step may be sharded */
+    int moments_sharded;     /* 1: the optimizer's weight moments are current
+                              * only in this rank's blocks (train.c) */
 };
 
 /* Makes the scratch arena hold at least `rows` examples; allocates only
  * when it grows (fit sizes it once before the first batch). */
 htnn_status net_reserve(htnn_net *net, size_t rows);
+
+/* 1 while train_step runs a batch with a reducer: layers then reduce
+ * their batch statistics over the ranks. */
+static inline int net_distributed_step(const htnn_net *net)
+{
+    return net->reducer.allreduce_sum != NULL && net->step_rows > 0;
+}
+
+/* Sums values over the ranks with the net's reducer (lib/reduce.c); a
+ * failure is also kept in net->reduce_status for callers that return
+ * void (the forward pass). */
+htnn_status net_reduce_sum(htnn_net *net, float *values, size_t count);
+
+/* This rank's block [*first, *first + *n) of an array of `count` values
+ * (htnn_reducer.reduce_scatter_sum): floor(r*count/P) .. floor((r+1)*count/P). */
+void net_block(const htnn_net *net, size_t count, size_t *first, size_t *n);
 
 /* Applies the net's thread setting to the BLAS library. */
 void net_apply_threads(const htnn_net *net);

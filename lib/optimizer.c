@@ -228,6 +228,41 @@ void optimizer_update_layer(htnn_optimizer *opt, htnn_layer *layer)
     }
 }
 
+/* Data-parallel fits with a sharded step (train.c): weights [first, first
+ * + n) only, from their summed gradients; binary weights are clipped and
+ * re-binarised by optimizer_finish_weights once every block is back. */
+void optimizer_update_weights(htnn_optimizer *opt, htnn_layer *layer, size_t first, size_t n)
+{
+    size_t total = layer->n_w + layer->n_b;
+    float *state = opt->layer_state[layer->index] + first;
+    update_array(opt, layer->w + first, layer->gw + first, state, n, total,
+                 opt->o.weight_decay);
+}
+
+void optimizer_update_bias(htnn_optimizer *opt, htnn_layer *layer)
+{
+    size_t nw = layer->n_w, total = nw + layer->n_b;
+    if (layer->has_bias)
+        update_array(opt, layer->b, layer->gb, opt->layer_state[layer->index] + nw,
+                     layer->n_b, total, 0.0f);
+}
+
+void optimizer_finish_weights(htnn_layer *layer)
+{
+    if (layer->binary_weights) {
+        dense_clip_latent(layer);
+        dense_binarize(layer);
+    }
+}
+
+size_t optimizer_weight_moments(htnn_optimizer *opt, const htnn_layer *layer, float *moments[2])
+{
+    size_t slots = slots_per_param(&opt->o), total = layer->n_w + layer->n_b;
+    for (size_t k = 0; k < slots; k++)
+        moments[k] = opt->layer_state[layer->index] + k * total;
+    return slots;
+}
+
 /* ------------------------------------------------------------------------
  * The state checkpoints and divergence snapshots save (checkpoint.c,
  * snapshot.c).

@@ -28,4 +28,17 @@ void optimizer_set_progress(htnn_optimizer *opt, uint64_t steps, float lr);
 /* Updates one layer's weights and bias from its gradients gw, gb. */
 void optimizer_update_layer(htnn_optimizer *opt, htnn_layer *layer);
 
+/* The same in parts, for a data-parallel fit that shards the step: the
+ * weights [first, first + n) (their moments too), the bias, and, once all
+ * weights are updated, the binary-weight clipping and re-binarising that
+ * optimizer_update_layer ends with. */
+void optimizer_update_weights(htnn_optimizer *opt, htnn_layer *layer, size_t first, size_t n);
+void optimizer_update_bias(htnn_optimizer *opt, htnn_layer *layer);
+void optimizer_finish_weights(htnn_layer *layer);
+
+/* The layer's per-weight moment arrays (SGD momentum; Adam m, v): their
+ * count (0 to 2), and each one's first weight's slot in moments[k]. */
+size_t optimizer_weight_moments(htnn_optimizer *opt, const htnn_layer *layer,
+                                float *moments[2]);
+
 #endif

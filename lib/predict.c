@@ -54,7 +54,8 @@ double output_score(htnn_net *net, const int32_t *labels, size_t m, int dz_wante
     const htnn_layer *top = net->layers[net->n_layers - 1];
     layer_scratch *s = &net->scratch[net->n_layers - 1];
     size_t out = top->out;
-    float inv_m = 1.0f / (float)m;
+    /* data-parallel: each rank's share of the global batch mean */
+    float inv_m = 1.0f / (float)(net->step_rows ? net->step_rows : m);
     double loss = 0.0;
     size_t right = 0;
     for (size_t i = 0; i < m; i++) {

@@ -72,6 +72,11 @@ static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, siz
     const htnn_layer *below = net->layers[d - 1];
     layer_scratch *sb = &net->scratch[d - 1];
     size_t n = m * below->out;
+    if (!activation_is_hard(below->activation)) {
+        /* real-valued units take no targets: plain back-propagation */
+        below_loss_grad(below, sb, net->grad_input, n);
+        return HTNN_OK;
+    }
     if (!h->writes_all)
         targets_from_outputs(below, sb->z, sb->t, sb->tw, n);
     htnn_layer_view view = make_view(net, d, m);
@@ -84,42 +89,202 @@ static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, siz
     return HTNN_OK;
 }
 
-/* One FTPROP-MB batch on prepared state (inputs checked, scratch sized,
- * optimizer bound).  *loss is the summed output loss. */
-static htnn_status train_step(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
-                              const float *x, const int32_t *labels, size_t m, double *loss,
-                              size_t *correct)
+static int distributed(const htnn_net *net) { return net->reducer.allreduce_sum != NULL; }
+
+/* How a step's gradient sums meet the other ranks' (see backward). */
+enum { SUM_NOW, SUM_OVERLAP, SUM_SHARDED };
+
+/* Sums deferred to the end of the sweep need the default targets before the
+ * update and the built-in heuristic: a caller's heuristic may read W[d] in
+ * its view, which then must be the updated one, as alone. */
+static int sum_mode(const htnn_net *net, const htnn_heuristic *h)
 {
+    const htnn_reducer *r = &net->reducer;
+    if (!distributed(net) || net->opts.targets_after_update || h != heuristic_builtin_loss())
+        return SUM_NOW;
+    if (net->shard_step && r->reduce_scatter_sum != NULL)
+        return SUM_SHARDED;
+    return r->start_sum != NULL ? SUM_OVERLAP : SUM_NOW;
+}
+
+/* Batch norm's input gradient needs its summed gradients, and a layer
+ * without weights has nothing to shard: summed at once, updated whole. */
+static int sum_whole(const htnn_layer *layer)
+{
+    return layer->kind == HTNN_LAYER_BATCHNORM || layer->n_w == 0;
+}
+
+/* Sums a layer's weight and bias gradients over the ranks: at once, or
+ * started for wait_all (SUM_OVERLAP), or the weights only into this
+ * rank's block (SUM_SHARDED). */
+static htnn_status reduce_layer_grads(htnn_net *net, htnn_layer *layer, int mode)
+{
+    const htnn_reducer *r = &net->reducer;
+    float *arrays[2] = {layer->gw, layer->gb};
+    size_t counts[2] = {layer->n_w, layer->n_b};
+    htnn_status st = HTNN_OK;
+    if (sum_whole(layer))
+        mode = SUM_NOW;
+    for (int k = 0; k < 2 && st == HTNN_OK; k++) {
+        if (counts[k] == 0)
+            continue;
+        if (mode == SUM_OVERLAP)
+            st = r->start_sum(arrays[k], counts[k], r->user);
+        else if (mode == SUM_SHARDED && k == 0)
+            st = r->reduce_scatter_sum(arrays[k], counts[k], r->user);
+        else
+            st = net_reduce_sum(net, arrays[k], counts[k]);
+    }
+    return st;
+}
+
+/* SUM_SHARDED, after the sweep: this rank updates its block of each weight
+ * matrix (and the whole bias), then every rank's blocks are gathered. */
+static htnn_status sharded_updates(htnn_net *net, htnn_optimizer *opt)
+{
+    const htnn_reducer *r = &net->reducer;
+    htnn_status st = HTNN_OK;
+    for (size_t d = net->n_layers; st == HTNN_OK && d-- > 0;) {
+        htnn_layer *layer = net->layers[d];
+        size_t first, n;
+        if (sum_whole(layer)) {
+            optimizer_update_layer(opt, layer);
+            continue;
+        }
+        net_block(net, layer->n_w, &first, &n);
+        optimizer_update_weights(opt, layer, first, n);
+        optimizer_update_bias(opt, layer);
+        st = r->allgather(layer->w, layer->n_w, r->user);
+        optimizer_finish_weights(layer);
+    }
+    net->moments_sharded = 1;
+    return st;
+}
+
+/* Gathers the blocks of the optimizer's weight moments after sharded steps,
+ * so that every rank's optimizer holds the whole state (snapshots,
+ * checkpoints, and whatever the caller does with it after the fit). */
+static htnn_status sync_moments(htnn_net *net, htnn_optimizer *opt)
+{
+    const htnn_reducer *r = &net->reducer;
+    htnn_status st = HTNN_OK;
+    if (!net->moments_sharded)
+        return HTNN_OK;
+    for (size_t d = 0; d < net->n_layers && st == HTNN_OK; d++) {
+        htnn_layer *layer = net->layers[d];
+        float *moments[2];
+        size_t k = sum_whole(layer) ? 0 : optimizer_weight_moments(opt, layer, moments);
+        while (k-- > 0 && st == HTNN_OK)
+            st = r->allgather(moments[k], layer->n_w, r->user);
+    }
+    net->moments_sharded = 0;
+    return st;
+}
+
+/* The summed loss and correct count of the whole batch: every rank must
+ * see the same ones, so that the divergence check agrees everywhere. */
+static htnn_status reduce_score(htnn_net *net, double *loss, size_t *correct)
+{
+    float v[2] = {(float)*loss, (float)*correct};
+    if (!distributed(net))
+        return HTNN_OK;
+    if (net->reduce_status != HTNN_OK)   /* a forward-pass reduction failed */
+        return net->reduce_status;
+    htnn_status st = net_reduce_sum(net, v, 2);
+    *loss = v[0];
+    *correct = (size_t)v[1];
+    return st;
+}
+
+/* gw, gb of layer d; a rank without rows of this batch adds zeros. */
+static void layer_grads(htnn_layer *layer, const float *in, const layer_scratch *s, size_t m)
+{
+    if (m > 0) {
+        layer_ops_of(layer)->param_grads(layer, in, s, m);
+        return;
+    }
+    memset(layer->gw, 0, layer->n_w * sizeof *layer->gw);
+    memset(layer->gb, 0, layer->n_b * sizeof *layer->gb);
+}
+
+/* G for layer d-1 and its targets (nothing to do without rows). */
+static htnn_status targets_below(htnn_net *net, const htnn_heuristic *h, size_t d, size_t m)
+{
+    if (m == 0)
+        return HTNN_OK;
+    layer_ops_of(net->layers[d])->input_grad(net->layers[d], &net->scratch[d], m,
+                                             net->grad_input);
+    return set_targets_below(net, h, d, m);
+}
+
+/* One layer of the backward sweep.  Data-parallel, the gradients are
+ * summed over the ranks (sum_mode); with deferred sums (SUM_OVERLAP,
+ * SUM_SHARDED) the update waits for the end of the sweep. */
+static htnn_status backward_layer(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
+                                  const float *x, size_t m, size_t d, int mode)
+{
+    htnn_layer *layer = net->layers[d];
+    int after = net->opts.targets_after_update;
+    htnn_status st = HTNN_OK;
+    layer_grads(layer, d ? net->scratch[d - 1].h : x, &net->scratch[d], m);
+    if (distributed(net))
+        st = reduce_layer_grads(net, layer, mode);
+    if (st == HTNN_OK && d > 0 && !after)
+        /* default: G and the heuristic's view use the pre-update W[d] */
+        st = targets_below(net, h, d, m);
+    if (st == HTNN_OK && mode == SUM_NOW)
+        optimizer_update_layer(opt, layer);
+    if (st == HTNN_OK && d > 0 && after)
+        st = targets_below(net, h, d, m);
+    return st;
+}
+
+/* From the top layer down.  Data-parallel with the default
+ * targets_after_update = 0, a layer's update cannot change the layers
+ * below in this batch, so the updates can wait for the end of the sweep:
+ * non-blocking sums then run while it goes on (SUM_OVERLAP), or each rank
+ * updates only its block of the weights (SUM_SHARDED). */
+static htnn_status backward(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
+                            const float *x, size_t m)
+{
+    int mode = sum_mode(net, h);
+    htnn_status st = HTNN_OK;
+    for (size_t d = net->n_layers; d-- > 0 && st == HTNN_OK;)
+        st = backward_layer(net, opt, h, x, m, d, mode);
+    if (mode == SUM_OVERLAP) {
+        htnn_status waited = net->reducer.wait_all(net->reducer.user);
+        st = st != HTNN_OK ? st : waited;
+        for (size_t d = net->n_layers; st == HTNN_OK && d-- > 0;)
+            optimizer_update_layer(opt, net->layers[d]);
+    }
+    if (mode == SUM_SHARDED && st == HTNN_OK)
+        st = sharded_updates(net, opt);
+    return st;
+}
+
+/* One FTPROP-MB batch on prepared state (inputs checked, scratch sized,
+ * optimizer bound): m local rows of a global batch of `rows` (== m when
+ * the net trains alone).  *loss is the summed output loss of the global
+ * batch. */
+static htnn_status train_step(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
+                              const float *x, const int32_t *labels, size_t m, size_t rows,
+                              double *loss, size_t *correct)
+{
+    htnn_status st;
+    net->step_rows = rows;
+    net->reduce_status = HTNN_OK;
     net_forward(net, x, m);
     *loss = output_score(net, labels, m, 1, correct);
-    if (!isfinite(*loss))
-        return error_set(HTNN_ENUMERIC, "training loss became %g", *loss);
-    net->targets.batch = m;
-    optimizer_begin_step(opt);
-    int after = net->opts.targets_after_update;
-    for (size_t d = net->n_layers; d-- > 0;) {
-        htnn_layer *layer = net->layers[d];
-        const layer_ops *ops = layer_ops_of(layer);
-        const float *in = d ? net->scratch[d - 1].h : x;
-        htnn_status st = HTNN_OK;
-        ops->param_grads(layer, in, &net->scratch[d], m);
-        if (d > 0 && !after) {
-            /* default: G and the heuristic's view use the pre-update W[d] */
-            ops->input_grad(layer, &net->scratch[d], m, net->grad_input);
-            st = set_targets_below(net, h, d, m);
-        }
-        if (st == HTNN_OK)
-            optimizer_update_layer(opt, layer);
-        if (st == HTNN_OK && d > 0 && after) {
-            ops->input_grad(layer, &net->scratch[d], m, net->grad_input);
-            st = set_targets_below(net, h, d, m);
-        }
-        if (st != HTNN_OK) {
+    if ((st = reduce_score(net, loss, correct)) == HTNN_OK && !isfinite(*loss))
+        st = error_set(HTNN_ENUMERIC, "training loss became %g", *loss);
+    if (st == HTNN_OK) {
+        net->targets.batch = m;
+        optimizer_begin_step(opt);
+        if ((st = backward(net, opt, h, x, m)) != HTNN_OK)
             net->targets.batch = 0;
-            return st;
-        }
     }
-    return HTNN_OK;
+    net->step_rows = 0;
+    return st;
 }
 
 /* Lets a heuristic that keeps scratch (the built-in search ones) size it
@@ -129,9 +294,16 @@ static htnn_status reserve_heuristic(const htnn_net *net, const htnn_heuristic *
                                      size_t rows)
 {
     htnn_status st = HTNN_OK;
-    for (size_t d = 1; d < net->n_layers && st == HTNN_OK; d++)
-        if (net->layers[d]->kind == HTNN_LAYER_DENSE)
-            st = heuristic_reserve(h, rows, net->layers[d]->in, net->layers[d]->out);
+    for (size_t d = 1; d < net->n_layers && st == HTNN_OK; d++) {
+        const htnn_layer *layer = net->layers[d];
+        if (layer->kind == HTNN_LAYER_DENSE)
+            st = heuristic_reserve(h, rows, layer->in, layer->out);
+        else if (h->reserve && activation_is_hard(net->layers[d - 1]->activation))
+            /* the search heuristics need W[d]: refuse before any update */
+            st = error_set(HTNN_EUNSUPPORTED, "the %s heuristic sets targets from a dense "
+                           "layer's W[d], but layer %zu is not dense (use the loss-driven "
+                           "heuristic on conv nets)", h->name, d);
+    }
     return st;
 }
 
@@ -152,23 +324,38 @@ static const htnn_heuristic *heuristic_or_default(const htnn_heuristic *h)
     return h ? h : heuristic_builtin_loss();
 }
 
+/* The rows of the global batch: this call's, summed over the ranks when
+ * the net trains data-parallel (exact in a float up to 2^24 rows). */
+static htnn_status global_rows(htnn_net *net, size_t count, size_t *rows)
+{
+    float v = (float)count;
+    htnn_status st = HTNN_OK;
+    net->reduce_status = HTNN_OK;
+    if (distributed(net))
+        st = net_reduce_sum(net, &v, 1);
+    *rows = distributed(net) ? (size_t)v : count;
+    return st;
+}
+
 htnn_status htnn_net_train_batch(htnn_net *net, htnn_optimizer *opt, htnn_heuristic *heuristic,
                                  const float *x, const int32_t *labels, size_t count,
                                  htnn_batch_result *result)
 {
     htnn_status st;
     double loss;
-    size_t correct;
+    size_t correct, rows;
     if (net == NULL || opt == NULL || labels == NULL)
         return error_set(HTNN_EINVAL, "htnn_net_train_batch: net, optimizer or labels is NULL");
     if (result && (result->struct_size < sizeof(size_t) || result->struct_size > sizeof *result))
         return error_set(HTNN_EINVAL, "htnn_net_train_batch: bad result struct_size");
     if ((st = net_check_batch(net, x, labels, count)) != HTNN_OK ||
-        (st = prepare(net, opt, heuristic_or_default(heuristic), count)) != HTNN_OK)
+        (st = prepare(net, opt, heuristic_or_default(heuristic), count)) != HTNN_OK ||
+        (st = global_rows(net, count, &rows)) != HTNN_OK)
         return st;
-    st = train_step(net, opt, heuristic_or_default(heuristic), x, labels, count, &loss, &correct);
+    st = train_step(net, opt, heuristic_or_default(heuristic), x, labels, count, rows, &loss,
+                    &correct);
     if (st == HTNN_OK && result) {
-        htnn_batch_result r = {sizeof r, loss / (double)count, correct};
+        htnn_batch_result r = {sizeof r, loss / (double)rows, correct};
         memcpy((char *)result + sizeof(size_t), (char *)&r + sizeof(size_t),
                result->struct_size - sizeof(size_t));
     }
@@ -298,16 +485,41 @@ static void end_epoch(fit_position *pos)
     pos->result.epochs_run++;
 }
 
+/* The rows [lo, hi) of a global batch of m rows this rank trains (all of
+ * them alone): rank r of P takes [floor(r*m/P), floor((r+1)*m/P)). */
+static void rank_slice(const htnn_reducer *red, size_t m, size_t *lo, size_t *hi)
+{
+    size_t ranks = red->allreduce_sum ? (size_t)red->ranks : 1;
+    size_t rank = red->allreduce_sum ? (size_t)red->rank : 0;
+    *lo = m * rank / ranks;
+    *hi = m * (rank + 1) / ranks;
+}
+
+/* Data-parallel with a progress callback: the fit stops after this batch
+ * if the callback asked for it on any rank (a signal that reaches the
+ * ranks at different times must not leave some of them training alone). */
+static htnn_status agree_on_stop(htnn_net *net, int *stop)
+{
+    float v = *stop ? 1.0f : 0.0f;
+    if (!distributed(net))
+        return HTNN_OK;
+    htnn_status st = net_reduce_sum(net, &v, 1);
+    *stop = v > 0.0f;
+    return st;
+}
+
 /* Trains batch b, validates after an epoch's last batch, reports. */
 static htnn_status run_batch(fit_run *r, size_t b, int *stop)
 {
     fit_position *pos = &r->pos;
     size_t first = b * r->bs, m = r->count - first < r->bs ? r->count - first : r->bs, right;
+    size_t lo, hi;
+    rank_slice(&r->net->reducer, m, &lo, &hi);
     const int32_t *yb;
-    const float *xb = batch_inputs(&r->fs, r->x, r->labels, r->net->input_width, first, m,
-                                   r->o.shuffle, &yb);
+    const float *xb = batch_inputs(&r->fs, r->x, r->labels, r->net->input_width, first + lo,
+                                   hi - lo, r->o.shuffle, &yb);
     double loss;
-    htnn_status st = train_step(r->net, r->opt, r->h, xb, yb, m, &loss, &right);
+    htnn_status st = train_step(r->net, r->opt, r->h, xb, yb, hi - lo, m, &loss, &right);
     if (st != HTNN_OK)
         return st;
     guard_confirm(&r->guard);
@@ -323,7 +535,7 @@ static htnn_status run_batch(fit_run *r, size_t b, int *stop)
                                 &pos->result.val_loss, &pos->result.val_accuracy)) != HTNN_OK)
         return st;
     *stop = report(r, b);
-    return HTNN_OK;
+    return r->o.progress ? agree_on_stop(r->net, stop) : HTNN_OK;
 }
 
 /* Between batches: a snapshot at the end of each epoch and with each
@@ -339,6 +551,8 @@ static htnn_status after_batch(fit_run *r, int stop)
                (every ? pos->result.batches_run % every == 0 : end_of_epoch));
     htnn_status st = HTNN_OK;
     if (due || end_of_epoch)
+        st = sync_moments(r->net, r->opt);
+    if (st == HTNN_OK && (due || end_of_epoch))
         st = guard_take(&r->guard, r->net, r->opt, pos, r->fs.order);
     if (st == HTNN_OK && due)
         st = checkpoint_write(r->o.checkpoint_path, r->net, r->opt, &r->fp, pos, r->fs.order);
@@ -368,6 +582,7 @@ static htnn_status diverged(fit_run *r)
     char why[256], failed[256] = "";
     snprintf(why, sizeof why, "%s", htnn_last_error());
     guard_restore(&r->guard, r->net, r->opt, &r->pos, r->fs.order);
+    r->net->moments_sharded = 0;  /* the snapshot holds the whole state */
     if (r->o.checkpoint_path != NULL &&
         checkpoint_write(r->o.checkpoint_path, r->net, r->opt, &r->fp, &r->pos,
                          r->fs.order) != HTNN_OK)
@@ -390,6 +605,18 @@ static htnn_status copy_result(htnn_fit_result *out, const htnn_fit_result *r)
     return HTNN_OK;
 }
 
+/* A sharded fit's optimizer leaves with its whole state on every rank
+ * (unless a reduction failed: the ranks may no longer agree on anything). */
+static htnn_status fit_finish(fit_run *r, htnn_status st)
+{
+    htnn_status synced = HTNN_OK;
+    if (r->net->reduce_status == HTNN_OK)
+        synced = sync_moments(r->net, r->opt);
+    r->net->moments_sharded = 0;
+    r->net->shard_step = 0;
+    return st != HTNN_OK ? st : synced;
+}
+
 static void fit_end(fit_run *r)
 {
     fit_state_free(&r->fs);
@@ -400,7 +627,9 @@ static void fit_end(fit_run *r)
  * start is a good state by definition). */
 static htnn_status fit_start(fit_run *r)
 {
-    size_t rows = r->bs;
+    const htnn_reducer *red = &r->net->reducer;
+    size_t ranks = red->allreduce_sum ? (size_t)red->ranks : 1;
+    size_t rows = (r->bs + ranks - 1) / ranks;  /* the largest share of a batch */
     htnn_status st = prepare(r->net, r->opt, r->h, rows);
     if (st == HTNN_OK)
         st = fit_state_init(&r->fs, r->count, rows, r->net->input_width);
@@ -436,11 +665,13 @@ htnn_status htnn_net_fit(htnn_net *net, htnn_optimizer *opt, htnn_heuristic *heu
     r.x = x, r.labels = labels, r.count = count;
     r.bs = r.o.batch_size < count ? r.o.batch_size : count;
     r.batches = (count + r.bs - 1) / r.bs;
+    net->shard_step = 1;
     st = fit_start(&r);
     while (st == HTNN_OK && r.pos.epoch < r.o.epochs && !r.pos.result.stopped)
         st = run_epoch(&r);
     if (st == HTNN_ENUMERIC && r.guard.valid)
         st = diverged(&r);
+    st = fit_finish(&r, st);
     copy_result(result, &r.pos.result);
     fit_end(&r);
     return st;

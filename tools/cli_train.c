@@ -8,8 +8,13 @@
 #include "cli.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#if HTNN_TOOL_MPI
+#include <htnn/htnn_mpi.h>
+#endif
 
 #define MAX_HIDDEN 64
 #define MAX_UNITS (1 << 24)
@@ -98,6 +103,10 @@ static const char train_help_training[] =
     "  --resume                 continue from --checkpoint FILE if it exists\n"
     "                           (same data and options: bit-identical result)\n"
     "  --json                   print a JSON summary line on stdout\n"
+    "  --mpi                    data-parallel training under mpiexec: every rank\n"
+    "                           loads the data and trains its slice of every\n"
+    "                           global batch of --batch; rank 0 prints and saves\n"
+    "                           (a checkpoint of rank r > 0 goes to FILE.rank<r>)\n"
     "  --quiet                  no progress output\n"
     "\n"
     "Ctrl-C stops training after the current batch and still saves the "
@@ -144,6 +153,8 @@ typedef struct train_opts {
     size_t checkpoint_every;  /* --checkpoint-every N (0: every epoch) */
     int checkpoint_every_given;
     int resume;               /* --resume */
+    int mpi;                  /* --mpi */
+    int rank;                 /* MPI rank with --mpi, else 0 */
 } train_opts;
 
 typedef struct train_data {
@@ -376,6 +387,8 @@ static int run_option(cli_parser *p, train_opts *o)
     }
     if (cli_is(p, "--resume"))
         return flag_into(p, &o->resume, 1);
+    if (cli_is(p, "--mpi"))
+        return flag_into(p, &o->mpi, 1);
     return CLI_NOT_MINE;
 }
 
@@ -394,6 +407,11 @@ static int check_train_opts(const train_opts *o)
     if (o->optim.kind != HTNN_OPT_SGD && (o->momentum_given || o->optim.nesterov))
         return cli_usage_error("train", "train: --momentum and --nesterov "
                                "need --optimizer sgd");
+    if (o->mpi && !HTNN_TOOL_MPI)
+        return cli_usage_error("train", "train: --mpi: this htnn was built without MPI "
+                               "(configure with -Dmpi=enabled)");
+    if (o->mpi && o->ftprop)
+        return cli_usage_error("train", "train: --mpi does not apply to --ftprop");
     if (o->optim.nesterov && o->optim.momentum <= 0.0f)
         return cli_usage_error("train", "train: --nesterov needs "
                                "--momentum > 0");
@@ -800,6 +818,68 @@ static int run_fit(const train_opts *o, htnn_net *net, train_data *td,
     return CLI_OK;
 }
 
+/* ---- MPI (--mpi) -------------------------------------------------------- */
+
+#if HTNN_TOOL_MPI
+static htnn_reducer *mpi_reducer;
+static char mpi_checkpoint[4096];
+
+/* MPI_Init; ranks other than 0 print nothing and keep their checkpoints
+ * apart (every rank holds the same state). */
+static int mpi_begin(train_opts *o)
+{
+    int ranks;
+    if (!o->mpi)
+        return CLI_OK;
+    if (MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        cli_error("train: --mpi: MPI_Init failed");
+        return CLI_FAIL;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &o->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    if (o->rank != 0) {
+        o->quiet = 1;
+        o->json = 0;
+    } else if (!o->quiet) {
+        fprintf(stderr, "mpi: %d ranks, global batch %zu (%zu rows per rank)\n", ranks,
+                o->batch, (o->batch + (size_t)ranks - 1) / (size_t)ranks);
+    }
+    if (o->rank != 0 && o->checkpoint != NULL) {
+        snprintf(mpi_checkpoint, sizeof mpi_checkpoint, "%s.rank%d", o->checkpoint, o->rank);
+        o->checkpoint = mpi_checkpoint;
+    }
+    return CLI_OK;
+}
+
+/* Every rank's net sums its gradients with the others'. */
+static int mpi_attach(const train_opts *o, htnn_net *net)
+{
+    htnn_status st;
+    if (!o->mpi)
+        return CLI_OK;
+    if ((st = htnn_mpi_reducer_create(MPI_COMM_WORLD, 0, &mpi_reducer)) != HTNN_OK ||
+        (st = htnn_net_set_reducer(net, mpi_reducer)) != HTNN_OK)
+        return cli_lib_error(st, "--mpi: cannot set up the reducer");
+    return CLI_OK;
+}
+
+/* A failure on one rank must end the job, not leave the others waiting. */
+static int mpi_end(const train_opts *o, int rc)
+{
+    if (!o->mpi)
+        return rc;
+    if (rc != CLI_OK && rc != CLI_INTERRUPTED)
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    htnn_mpi_reducer_free(mpi_reducer);
+    MPI_Finalize();
+    return rc;
+}
+#else
+static int mpi_begin(train_opts *o) { (void)o; return CLI_OK; }
+static int mpi_attach(const train_opts *o, htnn_net *net) { (void)o, (void)net; return CLI_OK; }
+static int mpi_end(const train_opts *o, int rc) { (void)o; return rc; }
+#endif
+
 /* ---- report ------------------------------------------------------------ */
 
 typedef struct train_summary {
@@ -864,8 +944,11 @@ static int save_and_report(const train_opts *o, htnn_net *net,
                            const htnn_fit_result *res)
 {
     train_summary sum = {NAN, NAN, 0};
-    htnn_status st = htnn_net_save(net, o->out);
+    htnn_status st;
     int rc;
+    if (o->rank != 0)   /* --mpi: rank 0 saves and reports */
+        return res->stopped ? CLI_INTERRUPTED : CLI_OK;
+    st = htnn_net_save(net, o->out);
     if (st != HTNN_OK)
         return cli_file_error(st, "cannot save the model", o->out);
     if (td->test != NULL) {
@@ -897,9 +980,13 @@ int cli_train(int argc, char **argv)
     rc = parse_train(argc, argv, &o);
     if (rc != CLI_OK)
         return rc == CLI_HELP ? CLI_OK : rc;
+    if ((rc = mpi_begin(&o)) != CLI_OK)
+        return rc;
     rc = load_train_data(&o, &td);
     if (rc == CLI_OK)
         rc = build_net(&o, td.train, td.classes, &net);
+    if (rc == CLI_OK)
+        rc = mpi_attach(&o, net);
     if (rc == CLI_OK) {
         cli_progress_init(&ps, o.quiet, td.val != NULL || (o.test_each_epoch && td.test),
                           o.batch, htnn_data_count(td.train));
@@ -911,5 +998,5 @@ int cli_train(int argc, char **argv)
         rc = save_and_report(&o, net, &td, &ps, &res);
     htnn_net_free(net);
     train_data_free(&td);
-    return rc;
+    return mpi_end(&o, rc);
 }

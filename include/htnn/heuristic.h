@@ -13,8 +13,10 @@
  *   -1  the unit should be off (sign: -1, step: 0, qrelu: low)
  *    0  no target (its weight must be 0)
  * Layer d-1 is then trained on sum(weight * L(Z[d-1], T[d-1])) with its own
- * per-layer loss.  Real-valued layers below (identity, relu) ignore targets
- * and receive the plain back-propagated gradient G * g'(Z).
+ * per-layer loss.  Real-valued layers below (identity, relu) take no
+ * targets: the heuristic is not called for them (since 0.2; their target
+ * arrays keep whatever they held) and they receive the plain
+ * back-propagated gradient G * g'(Z).
  *
  * Ownership: the caller owns a heuristic it creates and frees it with
  * htnn_heuristic_free, after the last training call that uses it.  A

@@ -17,5 +17,6 @@
 #include "ftprop.h"
 #include "data.h"
 #include "packed.h"
+#include "reduce.h"
 
 #endif /* HTNN_H */

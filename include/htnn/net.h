@@ -245,7 +245,9 @@ HTNN_API htnn_status htnn_net_set_input_shape(htnn_net *net, size_t channels,
  *  (im2col + sgemm).  Weights and biases are drawn from
  *  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels * kernel_h *
  *  kernel_w, as nn.Conv2d does.  Rejected with HTNN_ESHAPE when the kernel
- *  is larger than the padded input.  Since 0.2. */
+ *  is larger than the input map (padding aside: a flat input of width x
+ *  1 x 1, i.e. no htnn_net_set_input_shape, fits only 1x1 kernels).
+ *  Since 0.2. */
 HTNN_API htnn_status htnn_net_add_conv2d(htnn_net *net,
                                          const htnn_conv2d_options *opts,
                                          htnn_layer **layer_out);
@@ -293,7 +295,7 @@ HTNN_API htnn_status htnn_layer_get_info(const htnn_layer *layer,
 /** Copies the layer's weights to dst, which holds `count` floats; count
  *  must equal weight_count.  Dense: out_width x in_width; conv2d: channels
  *  x kernel_h x kernel_w x in_channels; batch norm: gamma (channels);
- *  max-pool: none (count 0 is refused as there is nothing to copy). */
+ *  max-pool: none (count 0, which copies nothing). */
 HTNN_API htnn_status htnn_layer_get_weights(const htnn_layer *layer,
                                             float *dst, size_t count);
 /** Replaces the layer's weights; rejects NaN/Inf (HTNN_ENUMERIC). */

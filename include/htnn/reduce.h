@@ -23,6 +23,14 @@
  *     all ranks before the optimizer step, so every rank applies the same
  *     update and the nets stay identical.  Targets are not reduced: each rank
  *     sets the hidden targets of its own rows.
+ *   - with reduce_scatter_sum and allgather, htnn_net_fit shards the
+ *     optimizer step instead: each rank receives the summed weight gradient
+ *     of its block of every weight matrix only, updates that block (and its
+ *     optimizer moments), and the updated weights are all-gathered.  The
+ *     same bytes travel as with an all-reduce, but each rank does 1/ranks of
+ *     the optimizer's work.  The moments are all-gathered too (so every
+ *     rank's optimizer holds the whole state) whenever the fit takes a
+ *     snapshot or writes a checkpoint, and when it returns.
  * The global batch is then trained exactly as one process would train it,
  * up to the order of floating-point summation (see doc/distributed.md for
  * the measured differences).
@@ -64,10 +72,20 @@ typedef struct htnn_reducer {
      *  wait_all. */
     htnn_status (*wait_all)(void *user);
     void *user;          /**< passed to the functions */
+    /** Optional, with allgather (NULL: every rank updates every
+     *  parameter).  The blocks of an array of `count` values: rank r owns
+     *  [floor(r*count/ranks), floor((r+1)*count/ranks)).  reduce_scatter_sum
+     *  sums values[0..count) over the ranks like allreduce_sum, but only
+     *  this rank's block need hold the sum afterwards (the rest may hold
+     *  anything). */
+    htnn_status (*reduce_scatter_sum)(float *values, size_t count, void *user);
+    /** Optional, with reduce_scatter_sum: copies every rank's block of
+     *  values[0..count) into the same place on every other rank. */
+    htnn_status (*allgather)(float *values, size_t count, void *user);
 } htnn_reducer;
 
 /** A single-process reducer shape with no functions (fill them in). */
-#define HTNN_REDUCER_INIT { sizeof(htnn_reducer), 1, 0, NULL, NULL, NULL, NULL }
+#define HTNN_REDUCER_INIT { sizeof(htnn_reducer), 1, 0, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /** Makes `net` train data-parallel with `reducer` (copied), or alone again
  *  with NULL.  Affects htnn_net_train_batch and htnn_net_fit; prediction,

@@ -11,6 +11,13 @@ reports, saves and plots.
     PYTHONPATH=python HTNN_BUILD_DIR=build /usr/bin/python3 python/examples/fashion_mnist.py
     (add --epochs 2 --limit 10000 for a quick run)
 
+With --arch it trains a convolutional net instead, given in the grammar of
+`htnn train --arch` (the images keep their 1 x 28 x 28 shape), e.g. the
+paper's convnet with batch norm:
+
+    ... fashion_mnist.py --threads 2 \
+        --arch conv5x5:32,pool2,bn,sign,conv5x5:64,pool2,bn,sign,dense:1024,bn,sign,dense:10
+
 Needs the dataset-fashion-mnist package (or HTNN_FASHION_MNIST_DIR) and
 python3-matplotlib.
 """
@@ -29,6 +36,8 @@ def parse_args():
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--layers", default="512,512", help="hidden widths (default 512,512)")
+    ap.add_argument("--arch", help="a whole (convolutional) net in the grammar of htnn train "
+                    "--arch, e.g. conv5x5:32,pool2,bn,sign,dense:10; replaces --layers")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     ap.add_argument("--limit", type=int, help="use the first N training images")
@@ -90,8 +99,11 @@ def main():
     print("train: %d images, test: %d images (loaded in %.2f s)"
           % (len(train), len(test), time.perf_counter() - start))
 
-    hidden = [int(w) for w in a.layers.split(",") if w]
-    with htnn.Net(784, hidden + [10], seed=a.seed, threads=a.threads) as net, \
+    if a.arch:  # the input shape comes from the data: 1 x 28 x 28
+        layers, shape = a.arch, train.shape
+    else:
+        layers, shape = [int(w) for w in a.layers.split(",") if w] + [10], None
+    with htnn.Net(784, layers, input_shape=shape, seed=a.seed, threads=a.threads) as net, \
             htnn.Optimizer.adam(lr=a.lr) as opt:
         print(net.summary())
         res = net.fit(train.x, train.y, epochs=a.epochs, batch_size=a.batch, optimizer=opt,

@@ -46,8 +46,8 @@ from ._util import (Activation, BinaryWeights, HillStart, LayerKind, Loss, Optim
                     Schedule, SearchWeighting, Separability, Solver)
 from .optimizer import Optimizer  # noqa: E402
 from .heuristic import Heuristic, LayerView, PythonHeuristic, Targets  # noqa: E402
-from .net import (BatchResult, Dense, Evaluation, FitResult, FtpropResult, Layer,  # noqa: E402
-                  LayerInfo, Net, Progress, separable)
+from .net import (BatchNorm, BatchResult, Conv2d, Dense, Evaluation, FitResult,  # noqa: E402
+                  FtpropResult, Layer, LayerInfo, MaxPool2d, Net, Progress, separable)
 from .data import (FASHION_MNIST_CLASSES, Dataset, fashion_mnist_dir, load_csv,  # noqa: E402
                    load_fashion_mnist, load_idx)
 from .packed import Kernel, PackedNet  # noqa: E402
@@ -89,7 +89,8 @@ def has_function(name):
     return _lib.has(name)
 
 
-__all__ = ["Net", "Layer", "Dense", "LayerInfo", "Optimizer", "Heuristic", "PythonHeuristic",
+__all__ = ["Net", "Layer", "Dense", "Conv2d", "MaxPool2d", "BatchNorm", "LayerInfo", "Optimizer",
+           "Heuristic", "PythonHeuristic",
            "LayerView", "Targets", "Dataset", "HTNNClassifier", "ProgressBar", "Progress",
            "FitResult", "BatchResult", "Evaluation", "load", "load_idx", "load_csv",
            "load_fashion_mnist", "fashion_mnist_dir", "FASHION_MNIST_CLASSES",

@@ -72,6 +72,25 @@ class DenseOptions(Structure):
                 ("bias", c_int), ("binary_weights", c_int)]
 
 
+class Conv2dOptions(Structure):
+    _fields_ = [("struct_size", c_size_t), ("channels", c_size_t), ("kernel_h", c_size_t),
+                ("kernel_w", c_size_t), ("stride", c_size_t), ("padding", c_size_t),
+                ("activation", c_int), ("qrelu_bits", c_int), ("loss", c_int),
+                ("weight_targets", c_int), ("bias", c_int), ("binary_weights", c_int)]
+
+
+class MaxPool2dOptions(Structure):
+    _fields_ = [("struct_size", c_size_t), ("size", c_size_t), ("stride", c_size_t),
+                ("activation", c_int), ("qrelu_bits", c_int), ("loss", c_int),
+                ("weight_targets", c_int)]
+
+
+class BatchNormOptions(Structure):
+    _fields_ = [("struct_size", c_size_t), ("momentum", c_float), ("epsilon", c_float),
+                ("activation", c_int), ("qrelu_bits", c_int), ("loss", c_int),
+                ("weight_targets", c_int)]
+
+
 class LayerInfo(Structure):
     _fields_ = [("struct_size", c_size_t), ("kind", c_int), ("index", c_size_t),
                 ("in_width", c_size_t), ("out_width", c_size_t), ("activation", c_int),
@@ -205,7 +224,9 @@ STRUCTS = {"htnn_net_options": NetOptions, "htnn_dense_options": DenseOptions,
            "htnn_layer_view": LayerView, "htnn_heuristic_ops": HeuristicOps,
            "htnn_progress": Progress, "htnn_fit_options": FitOptions,
            "htnn_fit_result": FitResult, "htnn_batch_result": BatchResult,
-           "htnn_csv_options": CsvOptions}
+           "htnn_csv_options": CsvOptions, "htnn_conv2d_options": Conv2dOptions,
+           "htnn_maxpool2d_options": MaxPool2dOptions,
+           "htnn_batchnorm_options": BatchNormOptions}
 # Checked against the C layouts only when the headers have them.
 OPTIONAL_STRUCTS = {"htnn_hill_options": HillOptions,
                     "htnn_exhaustive_options": ExhaustiveOptions,
@@ -232,6 +253,10 @@ _PROTOTYPES = {
     "htnn_net_free": (None, [vp]),
     "htnn_net_clone": (st, [vp, _p(vp)]),
     "htnn_net_add_dense": (st, [vp, _p(DenseOptions), _p(vp)]),
+    "htnn_net_set_input_shape": (st, [vp, sz, sz, sz]),
+    "htnn_net_add_conv2d": (st, [vp, _p(Conv2dOptions), _p(vp)]),
+    "htnn_net_add_maxpool2d": (st, [vp, _p(MaxPool2dOptions), _p(vp)]),
+    "htnn_net_add_batchnorm": (st, [vp, _p(BatchNormOptions), _p(vp)]),
     "htnn_net_seed": (st, [vp, c_uint64]),
     "htnn_net_set_threads": (st, [vp, c_int]),
     "htnn_net_get_options": (st, [vp, _p(NetOptions)]),

@@ -41,8 +41,9 @@ class LayerView:
     targets to set), ``out_width``, ``activation``, ``loss``,
     ``below_activation``, ``below_qrelu_bits``.  Arrays: ``input`` (H[d-1],
     m x in_width), ``input_z`` (Z[d-1]), ``z`` (Z[d], m x out_width),
-    ``weights`` (W[d], out_width x in_width), ``bias`` (b[d]), ``targets``
-    (T[d], m x out_width), ``target_weights``, ``grad_z`` (dL/dZ[d]) and
+    ``weights`` (W[d], out_width x in_width; None when layer d is not
+    dense: conv2d, max-pool, batch norm), ``bias`` (b[d]; None as
+    weights), ``targets`` (T[d], m x out_width), ``target_weights``, ``grad_z`` (dL/dZ[d]) and
     ``grad_input`` (G = dL/dH[d-1], m x in_width).
     """
 
@@ -121,8 +122,11 @@ class LayerView:
     input = property(lambda s: s._arr("input", s.batch, s.in_width))
     input_z = property(lambda s: s._arr("input_z", s.batch, s.in_width))
     z = property(lambda s: s._arr("z", s.batch, s.out_width))
-    weights = property(lambda s: s._arr("weights", s.out_width, s.in_width))
-    bias = property(lambda s: s._arr("bias", 1, s.out_width)[0])
+    # None when layer d is not dense (conv2d, max-pool, batch norm): its
+    # targets below can only come from grad_input
+    weights = property(lambda s: s._arr("weights", s.out_width, s.in_width)
+                       if s._cv().weights else None)
+    bias = property(lambda s: s._arr("bias", 1, s.out_width)[0] if s._cv().bias else None)
     targets = property(lambda s: s._arr("targets", s.batch, s.out_width))
     target_weights = property(lambda s: s._arr("target_weights", s.batch, s.out_width))
     grad_z = property(lambda s: s._arr("grad_z", s.batch, s.out_width))

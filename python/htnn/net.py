@@ -4,7 +4,6 @@
 import contextlib
 import ctypes
 import os
-import re
 import signal
 import threading
 from collections import namedtuple
@@ -15,41 +14,35 @@ import numpy as np
 
 from ._errors import InvalidArgument, ShapeError, StateError, TrainingInterrupted, check
 from ._handle import Handle
-from ._lib import (PROGRESS_FN, BatchResult as _CBatchResult, DenseOptions,
-                   FitOptions, FitResult as _CFitResult, LayerInfo as _CLayerInfo,
-                   NetOptions, lib, new)
+from ._lib import (PROGRESS_FN, BatchNormOptions, BatchResult as _CBatchResult,
+                   Conv2dOptions, DenseOptions, FitOptions, FitResult as _CFitResult,
+                   LayerInfo as _CLayerInfo, MaxPool2dOptions, NetOptions, lib, new)
 from . import _lib
+from ._arch import (SPECS as _SPECS, BatchNorm, Conv2d, Dense, MaxPool2d, act_text as _act_text,
+                    default_padding as _default_padding, format_arch as _format_arch,
+                    parse as _parse_arch)
 from ._util import (Activation, BinaryWeights, LayerKind, Loss, Output, Separability, Solver,
                     as_features, as_labels, enum_value, float_array)
 from .heuristic import Heuristic, PythonHeuristic, Targets
 from .optimizer import Optimizer
 
-__all__ = ["Net", "Layer", "Dense", "LayerInfo", "Progress", "FitResult", "BatchResult",
-           "Evaluation", "FtpropResult", "separable"]
+__all__ = ["Net", "Layer", "Dense", "Conv2d", "MaxPool2d", "BatchNorm", "LayerInfo", "Progress",
+           "FitResult", "BatchResult", "Evaluation", "FtpropResult", "separable"]
 
 Evaluation = namedtuple("Evaluation", "loss accuracy")
 _byref = ctypes.byref
 
 
-@dataclass
-class Dense:
-    """A dense layer specification for ``Net(input_width, layers)``.
-    ``activation=None`` means: sign for hidden layers; for the last layer,
-    identity under a softmax output and sign under a hard-threshold output.
-    ``loss=None`` means soft hinge, except hinge for a hard-threshold output
-    layer (doc/guide.md, section 9)."""
-    units: int
-    activation: Optional[object] = None
-    qrelu_bits: int = 2
-    loss: Optional[object] = None
-    weight_targets: bool = True
-    bias: bool = True
-    binary_weights: object = "none"
-
-
 @dataclass(frozen=True)
 class LayerInfo:
-    """What a layer is (htnn_layer_info)."""
+    """What a layer is (htnn_layer_info).
+
+    ``in_shape`` / ``out_shape`` are the feature maps (channels, height,
+    width) the layer reads and writes (NHWC rows; a dense layer's output is
+    (units, 1, 1)); ``kernel`` (height, width), ``stride`` and ``padding``
+    describe the window of a conv2d or maxpool2d layer (None for the other
+    kinds); ``bias_count`` is the length of Layer.bias.
+    """
     kind: LayerKind
     index: int
     in_width: int
@@ -61,6 +54,23 @@ class LayerInfo:
     bias: bool
     weight_count: int
     binary_weights: BinaryWeights = BinaryWeights.NONE
+    in_shape: Optional[tuple] = None
+    out_shape: Optional[tuple] = None
+    kernel: Optional[tuple] = None
+    stride: Optional[int] = None
+    padding: Optional[int] = None
+    bias_count: Optional[int] = None
+
+    @property
+    def weight_shape(self):
+        """The shape of Layer.weights: dense (out_width, in_width); conv2d
+        (channels, kernel_h, kernel_w, in_channels); batch norm (channels,)
+        (gamma); max-pool (0,)."""
+        if self.kind == LayerKind.DENSE:
+            return (self.out_width, self.in_width)
+        if self.kind == LayerKind.CONV2D:
+            return (self.out_shape[0],) + tuple(self.kernel) + (self.in_shape[0],)
+        return (self.weight_count,)
 
 
 @dataclass(frozen=True)
@@ -165,36 +175,52 @@ def _sigint_to_flag(state):
         signal.signal(signal.SIGINT, old)
 
 
-_ARCH_TOKEN = re.compile(r"^\s*(\d+)\s*(?::\s*([a-z_\-]+?)(\d*))?\s*$", re.I)
+def _size(value, what):
+    """A non-negative integer for a size_t field (0 is left to the library
+    to refuse, with its own message)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidArgument("%s must be an integer, got %r" % (what, value))
+    if value < 0:
+        raise InvalidArgument("%s must be >= 0, got %d" % (what, value))
+    return int(value)
 
 
-def _parse_arch(text):
-    """'784-512-512-10' or '784-512:sign-512:qrelu2-10:identity' ->
-    (input_width, [Dense, ...])."""
-    parts = re.split(r"[-,]", text.strip())
-    if len(parts) < 2:
-        raise InvalidArgument("architecture %r: expected 'input-units-...-outputs', e.g. "
-                              "'784-512-512-10'" % text)
-    specs = []
-    for i, part in enumerate(parts):
-        m = _ARCH_TOKEN.match(part)
-        if not m or (i == 0 and m.group(2)):
-            raise InvalidArgument("architecture %r: bad item %r (expected WIDTH or "
-                                  "WIDTH:ACTIVATION such as 512:sign or 512:qrelu2)"
-                                  % (text, part))
-        if i == 0:
-            width = int(m.group(1))
-            continue
-        act = m.group(2)
-        bits = int(m.group(3)) if m.group(3) else 2
-        if m.group(3) and (act or "").lower() != "qrelu":
-            raise InvalidArgument("architecture %r: only qrelu takes bits (%r)" % (text, part))
-        specs.append(Dense(int(m.group(1)), activation=act, qrelu_bits=bits))
-    return width, specs
+def _kernel(kernel):
+    """An int or a (height, width) pair -> (kh, kw)."""
+    if isinstance(kernel, (tuple, list)):
+        if len(kernel) != 2:
+            raise InvalidArgument("kernel must be an int or a (height, width) pair, got %r"
+                                  % (kernel,))
+        return _size(kernel[0], "kernel height"), _size(kernel[1], "kernel width")
+    k = _size(kernel, "kernel")
+    return k, k
 
 
-_ACT_TEXT = {Activation.IDENTITY: "identity", Activation.SIGN: "sign",
-             Activation.STEP: "step", Activation.QRELU: "qrelu", Activation.RELU: "relu"}
+def _shape3(shape, what="input_shape"):
+    try:
+        c, h, w = shape
+    except (TypeError, ValueError):
+        raise InvalidArgument("%s must be (channels, height, width), got %r"
+                              % (what, shape)) from None
+    return _size(c, "channels"), _size(h, "height"), _size(w, "width")
+
+
+def _shape_text(shape):
+    return "%dx%dx%d" % tuple(shape)
+
+
+def _describe(i):
+    """'dense 784 -> 512', or like `htnn info`: 'conv5x5:32:s1:p2
+    1x28x28 -> 32x28x28'."""
+    if i.kind == LayerKind.DENSE:
+        return "dense %d -> %d" % (i.in_width, i.out_width)
+    if i.kind == LayerKind.CONV2D:
+        item = "conv%dx%d:%d:s%d:p%d" % (i.kernel + (i.out_shape[0], i.stride, i.padding))
+    elif i.kind == LayerKind.MAXPOOL2D:
+        item = "pool%d:s%d" % (i.kernel[0], i.stride)
+    else:
+        item = "bn"
+    return "%s %s -> %s" % (item, _shape_text(i.in_shape), _shape_text(i.out_shape))
 
 
 class Layer:
@@ -213,53 +239,92 @@ class Layer:
     def info(self):
         i = new(_CLayerInfo)
         h = self._h()
+        full = True
         if lib.htnn_layer_get_info(h, _byref(i)) != 0:
             # a library from before binary weights: ask for the older size
             i = new(_CLayerInfo, struct_size=_lib.LEGACY_SIZE[_CLayerInfo])
             check(lib.htnn_layer_get_info(h, _byref(i)), "htnn_layer_get_info")
-        return LayerInfo(LayerKind(i.kind), i.index, i.in_width, i.out_width,
+            full = False
+        kind = LayerKind(i.kind)
+        if full and i.in_channels:
+            in_shape = (i.in_channels, i.in_height, i.in_columns)
+            out_shape = (i.out_channels, i.out_height, i.out_columns)
+            bias_count = i.bias_count
+        else:  # before 0.2: dense layers only
+            in_shape, out_shape = (i.in_width, 1, 1), (i.out_width, 1, 1)
+            bias_count = i.out_width
+        kernel = stride = padding = None
+        if kind in (LayerKind.CONV2D, LayerKind.MAXPOOL2D):
+            kernel, stride, padding = (i.kernel_h, i.kernel_w), i.stride, i.padding
+        return LayerInfo(kind, i.index, i.in_width, i.out_width,
                          Activation(i.activation), i.qrelu_bits, Loss(i.loss),
                          bool(i.weight_targets), bool(i.bias), i.weight_count,
-                         BinaryWeights(i.binary_weights))
+                         BinaryWeights(i.binary_weights), in_shape, out_shape, kernel,
+                         stride, padding, bias_count)
 
+    kind = property(lambda s: s.info.kind)
     in_width = property(lambda s: s.info.in_width)
     out_width = property(lambda s: s.info.out_width)
+    in_shape = property(lambda s: s.info.in_shape)
+    out_shape = property(lambda s: s.info.out_shape)
     activation = property(lambda s: s.info.activation)
     loss = property(lambda s: s.info.loss)
 
     @property
     def weights(self):
-        """A copy of W (out_width x in_width, float32); assign to replace."""
+        """A copy of the weights (float32) in the layer's natural shape
+        (``info.weight_shape``): dense (out_width, in_width); conv2d
+        (channels, kernel_h, kernel_w, in_channels), OHWI; batch norm gamma
+        (channels,); max-pool an empty (0,) array.  Assign an array of the
+        same shape to replace them."""
         i = self.info
-        a = np.empty((i.out_width, i.in_width), np.float32)
-        check(lib.htnn_layer_get_weights(self._ptr, a.ctypes.data, a.size),
-              "htnn_layer_get_weights")
+        a = np.empty(i.weight_shape, np.float32)
+        if a.size:
+            check(lib.htnn_layer_get_weights(self._ptr, a.ctypes.data, a.size),
+                  "htnn_layer_get_weights")
         return a
 
     @weights.setter
     def weights(self, value):
         i = self.info
         a = float_array(value, "weights")
-        if a.shape != (i.out_width, i.in_width):
-            raise ShapeError("weights: expected shape (%d, %d), got %s"
-                             % (i.out_width, i.in_width, a.shape))
+        shape = i.weight_shape
+        if a.shape != shape:
+            if i.kind == LayerKind.MAXPOOL2D:
+                raise ShapeError("weights: layer %d is a max-pool, which has no weights "
+                                 "(expected an empty array, got shape %s)" % (i.index, a.shape))
+            raise ShapeError("weights: expected shape %s for %s layer %d, got %s"
+                             % (shape, i.kind.name.lower(), i.index, a.shape))
+        if not a.size:
+            return
         check(lib.htnn_layer_set_weights(self._ptr, a.ctypes.data, a.size),
               "htnn_layer_set_weights")
         self._net._generation += 1
 
     @property
     def bias(self):
-        """A copy of b (out_width, float32; zeros without bias)."""
-        a = np.empty(self.info.out_width, np.float32)
-        check(lib.htnn_layer_get_bias(self._h(), a.ctypes.data, a.size), "htnn_layer_get_bias")
+        """A copy of the bias (``info.bias_count`` float32: out_width for a
+        dense layer, one per channel for conv2d, beta for batch norm, none
+        for max-pool; zeros without bias)."""
+        i = self.info
+        if not i.bias:  # the library may hold unused initial values: the bias is 0
+            return np.zeros(i.bias_count, np.float32)
+        a = np.empty(i.bias_count, np.float32)
+        if a.size:
+            check(lib.htnn_layer_get_bias(self._h(), a.ctypes.data, a.size),
+                  "htnn_layer_get_bias")
         return a
 
     @bias.setter
     def bias(self, value):
-        n = self.info.out_width
+        i = self.info
+        n = i.bias_count
         a = float_array(value, "bias")
         if a.shape != (n,):
-            raise ShapeError("bias: expected shape (%d,), got %s" % (n, a.shape))
+            raise ShapeError("bias: expected shape (%d,) for %s layer %d, got %s"
+                             % (n, i.kind.name.lower(), i.index, a.shape))
+        if not a.size and i.kind == LayerKind.MAXPOOL2D:
+            return
         check(lib.htnn_layer_set_bias(self._ptr, a.ctypes.data, a.size), "htnn_layer_set_bias")
         self._net._generation += 1
 
@@ -273,8 +338,8 @@ class Layer:
             i = self.info
         except StateError:
             return "<htnn.Layer (net closed)>"
-        return "<htnn.Layer %d dense %d -> %d %s, loss %s>" % (
-            i.index, i.in_width, i.out_width, _ACT_TEXT[i.activation], i.loss.name.lower())
+        return "<htnn.Layer %d %s %s, loss %s>" % (
+            i.index, _describe(i), _act_text(i), i.loss.name.lower())
 
 
 def _unpickle_net(state):
@@ -289,21 +354,43 @@ class Net(Handle):
     ``Net(784, [512, 512, 10])``, ``Net("784-512-512-10")`` or
     ``Net(784, [Dense(512, "qrelu"), Dense(10)])`` build a net: the hidden
     layers default to sign units with the soft-hinge loss and the last layer
-    to identity (logits for the softmax output).  Keywords: ``seed`` (1),
-    ``output`` ("softmax" or "hard"), ``threads`` (BLAS threads, 0 = leave
-    BLAS alone), ``targets_after_update`` (False).  Free it with close() or a
-    ``with`` block (garbage collection also frees it).
+    to identity (logits for the softmax output).
+
+    Convolutional nets declare the input's image shape (channels, height,
+    width; inputs are NHWC rows) and list Conv2d, MaxPool2d and BatchNorm
+    specs, or give the layers in the ``htnn train --arch`` grammar::
+
+        Net(784, [Conv2d(32, 5), MaxPool2d(2), BatchNorm(activation="sign"),
+                  Dense(10)], input_shape=(1, 28, 28))
+        Net(784, "conv5x5:32,pool2,bn,sign,dense:10", input_shape=(1, 28, 28))
+        Net("1x28x28-conv5x5:32,pool2,bn,sign,dense:10")
+
+    Keywords: ``input_shape`` ((channels, height, width), see
+    set_input_shape), ``seed`` (1), ``output`` ("softmax" or "hard"),
+    ``threads`` (BLAS threads, 0 = leave BLAS alone),
+    ``targets_after_update`` (False).  Free it with close() or a ``with``
+    block (garbage collection also frees it).
     """
 
     _free_name = "htnn_net_free"
 
-    def __init__(self, input_width, layers=(), *, seed=1, output="softmax", threads=0,
-                 targets_after_update=False):
+    def __init__(self, input_width, layers=(), *, input_shape=None, seed=1, output="softmax",
+                 threads=0, targets_after_update=False):
         if isinstance(input_width, str):
-            if layers:
+            if isinstance(layers, str) or layers:
                 raise InvalidArgument("give the layers either in the architecture string "
                                       "or as a list, not both")
-            input_width, layers = _parse_arch(input_width)
+            input_width, layers = _parse_arch(input_width, True)
+            if isinstance(input_width, tuple):
+                if input_shape is not None and _shape3(input_shape) != input_width:
+                    raise InvalidArgument("input_shape=%r contradicts the architecture's "
+                                          "input %s" % (input_shape, _shape_text(input_width)))
+                input_shape = input_width
+                input_width = input_width[0] * input_width[1] * input_width[2]
+        elif isinstance(layers, str):
+            layers = _parse_arch(layers, False)[1]
+        if input_shape is not None:
+            input_shape = _shape3(input_shape)
         o = new(NetOptions, seed=seed, output=enum_value(Output, output, "output"),
                 threads=threads, targets_after_update=int(bool(targets_after_update)))
         out = ctypes.c_void_p()
@@ -314,19 +401,17 @@ class Net(Handle):
         hard = o.output == Output.HARD_THRESHOLD
         layers = list(layers)
         try:
+            if input_shape is not None:
+                self.set_input_shape(*input_shape)
             for i, spec in enumerate(layers):
-                if not isinstance(spec, Dense):
-                    spec = Dense(int(spec))
-                last = i == len(layers) - 1
-                act = spec.activation
-                if act is None:
-                    act = ("sign" if hard else "identity") if last else "sign"
-                loss = spec.loss
-                if loss is None:
-                    loss = "hinge" if (last and hard) else "soft_hinge"
-                self.add_dense(spec.units, act, qrelu_bits=spec.qrelu_bits, loss=loss,
-                               weight_targets=spec.weight_targets, bias=spec.bias,
-                               binary_weights=spec.binary_weights)
+                if not isinstance(spec, _SPECS):
+                    try:
+                        spec = Dense(int(spec))
+                    except (TypeError, ValueError):
+                        raise InvalidArgument(
+                            "layers: expected unit counts or htnn.Dense, Conv2d, MaxPool2d "
+                            "or BatchNorm specs, got %r" % (spec,)) from None
+                spec._add_to(self, i == len(layers) - 1, hard)
         except BaseException:
             self.close()
             raise
@@ -336,6 +421,7 @@ class Net(Handle):
         self._generation = 0
         self._optimizer = None
         self._layers = []
+        self._input_shape = None  # as declared by set_input_shape, if it was
         self.last_fit = None
 
     @classmethod
@@ -347,6 +433,96 @@ class Net(Handle):
     from_string = classmethod(lambda cls, arch, **kw: cls(arch, **kw))
 
     # --- building ------------------------------------------------------------
+
+    def set_input_shape(self, channels, height, width):
+        """Declares the input as a feature map of channels x height x width
+        (NHWC: each example's row is height x width x channels floats,
+        channels fastest; channels * height * width must be the input width,
+        else ShapeError).  Needed before a first conv2d or max-pool layer,
+        and only allowed while the net has no layers (StateError)."""
+        shape = _shape3((channels, height, width))
+        check(lib.htnn_net_set_input_shape(self._h, *shape), "htnn_net_set_input_shape")
+        self._input_shape = shape
+
+    def _added(self):
+        self._generation += 1
+        return self.layer(self.layer_count - 1)
+
+    def _need_image(self, what):
+        """Without a declared input shape, the input is a width x 1 x 1 map
+        on which a padded kernel still fits: refuse rather than build a
+        degenerate net."""
+        if self.layer_count == 0 and self._input_shape is None:
+            raise StateError("%s: declare the input's shape first with "
+                             "net.set_input_shape(channels, height, width) or "
+                             "Net(..., input_shape=(c, h, w)); without it the input is a "
+                             "%d x 1 x 1 map" % (what, self.input_width))
+
+    def add_conv2d(self, channels, kernel=3, *, stride=1, padding=None, activation="identity",
+                   qrelu_bits=2, loss="soft_hinge", weight_targets=True, bias=True,
+                   binary_weights="none"):
+        """Appends a 2-d convolution with `channels` output channels over
+        the previous layer's feature map (htnn_net_add_conv2d); returns its
+        Layer.  ``kernel``: an int or (height, width); ``padding``: zeros on
+        every side, None for (min(kernel) - 1) // 2 (the "same" size for odd
+        kernels, as the htnn tool).  Output size per axis:
+        (in + 2 * padding - kernel) // stride + 1.  Weights are (channels,
+        kernel_h, kernel_w, in_channels) from U(-1/sqrt(fan_in),
+        1/sqrt(fan_in)); the activation defaults to identity (put the
+        threshold after the pool / batch norm).  ``binary_weights`` as
+        add_dense, with one scale per output channel."""
+        kh, kw = _kernel(kernel)
+        if padding is None:
+            padding = max(0, _default_padding(kh, kw))
+        self._need_image("add_conv2d")
+        c = new(Conv2dOptions, channels=_size(channels, "channels"), kernel_h=kh, kernel_w=kw,
+                stride=_size(stride, "stride"), padding=_size(padding, "padding"),
+                activation=enum_value(Activation, activation, "activation"),
+                qrelu_bits=qrelu_bits, loss=enum_value(Loss, loss, "loss"),
+                weight_targets=int(bool(weight_targets)), bias=int(bool(bias)),
+                binary_weights=enum_value(BinaryWeights, binary_weights, "binary_weights"))
+        ptr = ctypes.c_void_p()
+        check(lib.htnn_net_add_conv2d(self._h, _byref(c), _byref(ptr)), "htnn_net_add_conv2d")
+        return self._added()
+
+    def add_maxpool2d(self, size=2, *, stride=None, activation="identity", qrelu_bits=2,
+                      loss="soft_hinge", weight_targets=True):
+        """Appends a max-pool over size x size windows (htnn_net_add_maxpool2d;
+        ``stride=None``: equal to size; no padding, so out = (in - size) //
+        stride + 1).  Ties go to the first maximum in row-major order.
+        Returns its Layer (which has no weights)."""
+        self._need_image("add_maxpool2d")
+        m = new(MaxPool2dOptions, size=_size(size, "size"),
+                stride=0 if stride is None else _size(stride, "stride"),
+                activation=enum_value(Activation, activation, "activation"),
+                qrelu_bits=qrelu_bits, loss=enum_value(Loss, loss, "loss"),
+                weight_targets=int(bool(weight_targets)))
+        ptr = ctypes.c_void_p()
+        check(lib.htnn_net_add_maxpool2d(self._h, _byref(m), _byref(ptr)),
+              "htnn_net_add_maxpool2d")
+        return self._added()
+
+    def add_batchnorm(self, *, momentum=0.1, epsilon=1e-5, activation="identity", qrelu_bits=2,
+                      loss="soft_hinge", weight_targets=True):
+        """Appends batch normalization over the channels of the previous
+        layer's output (each unit after a dense layer) (htnn_net_add_batchnorm).
+        Training normalises with the batch's statistics and updates running
+        ones (r <- (1 - momentum) r + momentum * batch); predict and
+        evaluate use the running statistics.  gamma and beta are the
+        layer's weights and bias (start 1 and 0).  Returns its Layer."""
+        try:
+            momentum, epsilon = float(momentum), float(epsilon)
+        except (TypeError, ValueError):
+            raise InvalidArgument("momentum and epsilon must be numbers, got %r and %r"
+                                  % (momentum, epsilon)) from None
+        b = new(BatchNormOptions, momentum=momentum, epsilon=epsilon,
+                activation=enum_value(Activation, activation, "activation"),
+                qrelu_bits=qrelu_bits, loss=enum_value(Loss, loss, "loss"),
+                weight_targets=int(bool(weight_targets)))
+        ptr = ctypes.c_void_p()
+        check(lib.htnn_net_add_batchnorm(self._h, _byref(b), _byref(ptr)),
+              "htnn_net_add_batchnorm")
+        return self._added()
 
     def add_dense(self, units, activation="sign", *, qrelu_bits=2, loss="soft_hinge",
                   weight_targets=True, bias=True, binary_weights="none"):
@@ -364,8 +540,7 @@ class Net(Handle):
             d.struct_size = _lib.LEGACY_SIZE[DenseOptions]
         ptr = ctypes.c_void_p()
         check(lib.htnn_net_add_dense(self._h, _byref(d), _byref(ptr)), "htnn_net_add_dense")
-        self._generation += 1
-        return self.layer(self.layer_count - 1)
+        return self._added()
 
     # --- queries -------------------------------------------------------------
 
@@ -384,6 +559,32 @@ class Net(Handle):
     parameter_count = property(lambda s: int(lib.htnn_net_parameter_count(s._h)))
     class_count = property(lambda s: int(lib.htnn_net_class_count(s._h)))
     output = property(lambda s: s.options["output"])
+
+    @property
+    def input_shape(self):
+        """The input's feature map (channels, height, width): as declared by
+        set_input_shape (or a loaded model file), else (input_width, 1, 1)."""
+        if self.layer_count:
+            return self.layer(0).info.in_shape
+        return self._input_shape or (self.input_width, 1, 1)
+
+    def _x(self, x, what="x"):
+        """Inputs as count x input_width float32.  Arrays with more than 2
+        dimensions are flattened per example; for a net with an image input
+        their trailing shape must be NHWC (height, width, channels), or
+        (height, width) for one channel, so that an NCHW batch is not
+        silently flattened in the wrong order."""
+        if np.ndim(x) > 2:
+            c, h, w = self.input_shape
+            tail = tuple(np.shape(x)[1:])
+            if (h, w) != (1, 1) and tail != (h, w, c) and not (
+                    c == 1 and tail in ((h, w), (1, h, w))):
+                hint = ""
+                if tail == (c, h, w):
+                    hint = " (this looks like NCHW: use np.transpose(x, (0, 2, 3, 1)))"
+                raise ShapeError("%s: expected examples of shape (%d, %d, %d) (height, width, "
+                                 "channels: NHWC), got %s%s" % (what, h, w, c, tail, hint))
+        return as_features(x, self.input_width, what)
 
     def __len__(self):
         return self.layer_count
@@ -406,16 +607,13 @@ class Net(Handle):
 
     @property
     def architecture(self):
-        """The architecture as a string accepted by Net(), e.g.
-        '784-512:sign-512:sign-10:identity'."""
-        items = [str(self.input_width)]
-        for lay in self.layers:
-            i = lay.info
-            act = _ACT_TEXT[i.activation]
-            if i.activation == Activation.QRELU:
-                act += str(i.qrelu_bits)
-            items.append("%d:%s" % (i.out_width, act))
-        return "-".join(items)
+        """The architecture as a string accepted by Net(): for dense nets
+        over flat inputs '784-512:sign-512:sign-10:identity', else the input
+        shape and the ``htnn train --arch`` items, e.g.
+        '1x28x28-conv5x5:32,pool2,bn,sign,dense:10' (activations after the
+        items whose activation is not the default).  Losses, target
+        weighting, biases and binary weights are not part of it."""
+        return _format_arch(self.input_shape, [lay.info for lay in self.layers], self.output)
 
     @property
     def threads(self):
@@ -450,16 +648,22 @@ class Net(Handle):
         return Targets(self, p) if p else None
 
     def summary(self):
-        lines = ["htnn.Net: input %d, %d layers, %d parameters, output %s"
-                 % (self.input_width, self.layer_count, self.parameter_count,
-                    self.output.name.lower())]
+        """A description of the net, one line per layer (kind, shapes,
+        activation, loss), like ``htnn info``."""
+        shape = self.input_shape
+        inp = "%d" % self.input_width
+        if shape[1:] != (1, 1):
+            inp += " (%s)" % _shape_text(shape)
+        lines = ["htnn.Net: input %s, %d layers, %d parameters, output %s"
+                 % (inp, self.layer_count, self.parameter_count, self.output.name.lower())]
         for lay in self.layers:
             i = lay.info
-            lines.append("  %d  dense %d -> %d  %-8s loss %s%s%s" % (
-                i.index, i.in_width, i.out_width, _ACT_TEXT[i.activation],
-                i.loss.name.lower().replace("_", "-"),
+            lines.append("  %d  %s  %-8s loss %s%s%s%s" % (
+                i.index, _describe(i), _act_text(i), i.loss.name.lower().replace("_", "-"),
                 "" if i.weight_targets else ", unweighted targets",
-                "" if i.bias else ", no bias"))
+                "" if i.bias or i.kind == LayerKind.MAXPOOL2D else ", no bias",
+                "" if i.binary_weights == BinaryWeights.NONE
+                else ", binary weights (%s)" % i.binary_weights.name.lower()))
         return "\n".join(lines)
 
     def __repr__(self):
@@ -473,7 +677,9 @@ class Net(Handle):
         """Deep copy (architecture, weights, RNG state)."""
         out = ctypes.c_void_p()
         check(lib.htnn_net_clone(self._h, _byref(out)), "htnn_net_clone")
-        return Net._wrap(out.value)
+        net = Net._wrap(out.value)
+        net._input_shape = self._input_shape
+        return net
 
     __copy__ = clone
     __deepcopy__ = lambda self, memo: self.clone()  # noqa: E731
@@ -511,7 +717,10 @@ class Net(Handle):
         return (_unpickle_net, (self.__getstate__(),))
 
     def __getstate__(self):
-        return {"model": self.to_bytes(), "threads": self.threads}
+        state = {"model": self.to_bytes(), "threads": self.threads}
+        if self._input_shape is not None:
+            state["input_shape"] = self._input_shape
+        return state
 
     def __setstate__(self, state):
         out = ctypes.c_void_p()
@@ -520,6 +729,13 @@ class Net(Handle):
         self._init_wrapper(out.value)
         if state.get("threads"):
             self.threads = state["threads"]
+        shape = state.get("input_shape")
+        if shape is not None:
+            shape = tuple(shape)
+            if self.layer_count == 0:  # the model file keeps shapes of layers only
+                self.set_input_shape(*shape)
+            elif self.input_shape == shape:
+                self._input_shape = shape
 
     def pack(self):
         """A bit-packed, inference-only copy (PackedNet; every layer but the
@@ -533,7 +749,7 @@ class Net(Handle):
     def predict_logits(self, x, out=None):
         """Pre-activations of the last layer, count x output_width float32."""
         h = self._h
-        x = as_features(x, self.input_width)
+        x = self._x(x)
         shape = (x.shape[0], self.output_width)
         if out is None:
             out = np.empty(shape, np.float32)
@@ -549,7 +765,7 @@ class Net(Handle):
         """Predicted class per example (int32): arg-max of the logits, or
         logit > 0 for a one-unit output."""
         h = self._h
-        x = as_features(x, self.input_width)
+        x = self._x(x)
         out = np.empty(x.shape[0], np.int32)
         self._generation += 1
         check(lib.htnn_net_predict(h, x.ctypes.data, x.shape[0], out.ctypes.data),
@@ -575,7 +791,7 @@ class Net(Handle):
     def evaluate(self, x, y):
         """(loss, accuracy) over labelled examples."""
         h = self._h
-        x = as_features(x, self.input_width)
+        x = self._x(x)
         y = as_labels(y, x.shape[0])
         loss, acc = ctypes.c_double(), ctypes.c_double()
         self._generation += 1
@@ -604,7 +820,7 @@ class Net(Handle):
         h = self._h
         opt = optimizer if optimizer is not None else self.optimizer
         hh = self._heuristic_handle(heuristic)
-        x = as_features(x, self.input_width)
+        x = self._x(x)
         y = as_labels(y, x.shape[0])
         res = new(_CBatchResult)
         state = _FitState(None) if isinstance(heuristic, PythonHeuristic) else None
@@ -629,7 +845,7 @@ class Net(Handle):
         fn = _lib.optional("htnn_net_ftprop")
         h = self._h
         hh = self._heuristic_handle(heuristic)
-        x = as_features(x, self.input_width)
+        x = self._x(x)
         y = as_labels(y, x.shape[0])
         o = new(_lib.FtpropOptions, attempts=attempts, restarts=restarts,
                 max_heuristic_calls=max_heuristic_calls, solver_epochs=solver_epochs,
@@ -683,7 +899,7 @@ class Net(Handle):
         if not isinstance(opt, Optimizer):
             raise InvalidArgument("optimizer must be an htnn.Optimizer")
         hh = self._heuristic_handle(heuristic)
-        x = as_features(x, self.input_width)
+        x = self._x(x)
         y = as_labels(y, x.shape[0])
         fo = new(FitOptions, epochs=int(epochs), batch_size=int(batch_size),
                  shuffle=int(bool(shuffle)))
@@ -699,7 +915,7 @@ class Net(Handle):
                 vx, vy = validation_data
             except (TypeError, ValueError):
                 raise InvalidArgument("validation_data must be a pair (x, y)") from None
-            vx = as_features(vx, self.input_width, "validation x")
+            vx = self._x(vx, "validation x")
             vy = as_labels(vy, vx.shape[0], "validation y")
             fo.val_x, fo.val_labels, fo.val_count = vx.ctypes.data, vy.ctypes.data, vx.shape[0]
         state = _FitState(callback)

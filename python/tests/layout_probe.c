@@ -27,6 +27,35 @@ int main(void)
     FIELD(htnn_dense_options, bias);
     FIELD(htnn_dense_options, binary_weights);
 
+    SIZE(htnn_conv2d_options);
+    FIELD(htnn_conv2d_options, channels);
+    FIELD(htnn_conv2d_options, kernel_h);
+    FIELD(htnn_conv2d_options, kernel_w);
+    FIELD(htnn_conv2d_options, stride);
+    FIELD(htnn_conv2d_options, padding);
+    FIELD(htnn_conv2d_options, activation);
+    FIELD(htnn_conv2d_options, qrelu_bits);
+    FIELD(htnn_conv2d_options, loss);
+    FIELD(htnn_conv2d_options, weight_targets);
+    FIELD(htnn_conv2d_options, bias);
+    FIELD(htnn_conv2d_options, binary_weights);
+
+    SIZE(htnn_maxpool2d_options);
+    FIELD(htnn_maxpool2d_options, size);
+    FIELD(htnn_maxpool2d_options, stride);
+    FIELD(htnn_maxpool2d_options, activation);
+    FIELD(htnn_maxpool2d_options, qrelu_bits);
+    FIELD(htnn_maxpool2d_options, loss);
+    FIELD(htnn_maxpool2d_options, weight_targets);
+
+    SIZE(htnn_batchnorm_options);
+    FIELD(htnn_batchnorm_options, momentum);
+    FIELD(htnn_batchnorm_options, epsilon);
+    FIELD(htnn_batchnorm_options, activation);
+    FIELD(htnn_batchnorm_options, qrelu_bits);
+    FIELD(htnn_batchnorm_options, loss);
+    FIELD(htnn_batchnorm_options, weight_targets);
+
     SIZE(htnn_layer_info);
     FIELD(htnn_layer_info, kind);
     FIELD(htnn_layer_info, index);
@@ -188,6 +217,9 @@ int main(void)
         htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
         htnn_optimizer_options o = HTNN_OPTIMIZER_OPTIONS_INIT;
         htnn_fit_options f = HTNN_FIT_OPTIONS_INIT;
+        htnn_conv2d_options c = HTNN_CONV2D_OPTIONS_INIT;
+        htnn_maxpool2d_options p = HTNN_MAXPOOL2D_OPTIONS_INIT;
+        htnn_batchnorm_options b = HTNN_BATCHNORM_OPTIONS_INIT;
         printf("default.net.seed %llu\n", (unsigned long long)n.seed);
         printf("default.dense.activation %d\n", d.activation);
         printf("default.dense.qrelu_bits %d\n", d.qrelu_bits);
@@ -200,6 +232,28 @@ int main(void)
         printf("default.optimizer.step_gamma %.9g\n", (double)o.step_gamma);
         printf("default.fit.epochs %zu\n", f.epochs);
         printf("default.fit.batch_size %zu\n", f.batch_size);
+        printf("default.conv2d.kernel_h %zu\n", c.kernel_h);
+        printf("default.conv2d.kernel_w %zu\n", c.kernel_w);
+        printf("default.conv2d.stride %zu\n", c.stride);
+        printf("default.conv2d.padding %zu\n", c.padding);
+        printf("default.conv2d.activation %d\n", c.activation);
+        printf("default.conv2d.qrelu_bits %d\n", c.qrelu_bits);
+        printf("default.conv2d.loss %d\n", c.loss);
+        printf("default.conv2d.weight_targets %d\n", c.weight_targets);
+        printf("default.conv2d.bias %d\n", c.bias);
+        printf("default.conv2d.binary_weights %d\n", c.binary_weights);
+        printf("default.maxpool2d.size %zu\n", p.size);
+        printf("default.maxpool2d.stride %zu\n", p.stride);
+        printf("default.maxpool2d.activation %d\n", p.activation);
+        printf("default.maxpool2d.qrelu_bits %d\n", p.qrelu_bits);
+        printf("default.maxpool2d.loss %d\n", p.loss);
+        printf("default.maxpool2d.weight_targets %d\n", p.weight_targets);
+        printf("default.batchnorm.momentum %.9g\n", (double)b.momentum);
+        printf("default.batchnorm.epsilon %.9g\n", (double)b.epsilon);
+        printf("default.batchnorm.activation %d\n", b.activation);
+        printf("default.batchnorm.qrelu_bits %d\n", b.qrelu_bits);
+        printf("default.batchnorm.loss %d\n", b.loss);
+        printf("default.batchnorm.weight_targets %d\n", b.weight_targets);
     }
     return 0;
 }

@@ -85,7 +85,9 @@ def test_layer_info_round_trip():
         a, b = net.layers
         assert a.info == htnn.LayerInfo(htnn.LayerKind.DENSE, 0, 5, 9, htnn.Activation.QRELU,
                                         3, htnn.Loss.PERCEPTRON, False, False, 45,
-                                        htnn.BinaryWeights.NONE)
+                                        htnn.BinaryWeights.NONE, in_shape=(5, 1, 1),
+                                        out_shape=(9, 1, 1), bias_count=9)
+        assert a.info.kernel is None and a.info.weight_shape == (9, 5)
         assert b.info.index == 1 and b.info.in_width == 9 and b.info.weight_count == 36
         assert net.parameter_count == 45 + 36 + 4
         b.set_loss("sste", weight_targets=False)

@@ -26,6 +26,12 @@ def cycle(x, y, i):
     n2 = htnn.Net(8, [4, 3])
     n2.train_batch(x, y, heuristic=ph)
     del n2, ph  # freed by the garbage collector / __del__ instead of close()
+    with htnn.Net(8, "conv1x1:2,pool2,bn,sign,dense:3", input_shape=(2, 2, 2),
+                  seed=i) as conv:  # conv, pool and batch-norm layers and their scratch
+        conv.train_batch(x, y)
+        conv.predict(x)
+        conv.clone().close()
+        htnn.Net.from_bytes(conv.to_bytes()).close()
     ds = htnn.Dataset(x, y)
     ds.x.sum()
     del ds

@@ -1,0 +1,108 @@
+#!/bin/bash
+# Data-parallel scaling of the reference MLP (doc/distributed.md):
+#   1. 1 rank x 1 thread (the plain library) against 2 ranks x 1 thread,
+#      alternating A B A B ..., one full Fashion-MNIST epoch each, medians;
+#      the 2-rank runs also with the non-blocking sums (overlap);
+#   2. 4 and 8 ranks, oversubscribed on this machine (shows contention,
+#      not a cluster);
+#   3. MPI_Allreduce time per message size (2 ranks) and the local step time
+#      per rows-per-rank, then a cost model of P ranks on a cluster.
+# Every figure is printed with the machine load (uptime) next to it.
+# Usage: bench/mpi_scaling.sh [BUILD_DIR] [REPEATS]   (default build-mpi, 5)
+set -euo pipefail
+build=${1:-build-mpi}
+repeats=${2:-5}
+bin="$build/bench/train_mpi"
+[ -x "$bin" ] || { echo "$bin not built (configure with -Dmpi=enabled)"; exit 1; }
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+run() {  # ranks, then train_mpi arguments; appends the JSON line and the load
+    local ranks=$1
+    shift
+    local load
+    load=$(uptime | sed 's/.*load average: //')
+    # more ranks than cores: let a waiting rank give its core away
+    local yield=0
+    [ "$ranks" -gt "$(nproc)" ] && yield=1
+    OMPI_MCA_mpi_yield_when_idle=$yield mpiexec -n "$ranks" "$bin" "$@" |
+        sed "s/}\$/,\"load\":\"$load\"}/" | tee -a "$out"
+}
+
+echo "== 1 rank vs 2 ranks, 1 thread each, full epoch, $repeats alternations"
+for i in $(seq "$repeats"); do
+    run 1 train --epochs 1 --threads 1
+    run 2 train --epochs 1 --threads 1
+    run 2 train --epochs 1 --threads 1 --blocking 0
+done
+
+echo "== oversubscribed: 4 and 8 ranks on $(nproc) cores (20000 samples)"
+run 4 train --epochs 1 --threads 1 --limit 20000
+run 8 train --epochs 1 --threads 1 --limit 20000
+
+echo "== MPI_Allreduce, 2 ranks"
+run 2 allreduce --reps 30 --blocking 1
+run 2 allreduce --reps 30 --blocking 0
+
+echo "== local step time per rows per rank (1 rank, 20000 samples)"
+for b in 100 50 25 13 7; do
+    run 1 train --epochs 1 --threads 1 --limit 20000 --batch "$b"
+done
+
+/usr/bin/python3 - "$out" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+def med(sel):
+    v = [r["samples_per_sec"] for r in rows if sel(r)]
+    return statistics.median(v) if v else float("nan"), len(v)
+full = lambda r: r["name"] == "htnn-mlp-mpi" and r["train_samples"] == 60000
+one, n1 = med(lambda r: full(r) and r["ranks"] == 1)
+two, n2 = med(lambda r: full(r) and r["ranks"] == 2 and r["overlap"] == 0)
+twob, n3 = med(lambda r: full(r) and r["ranks"] == 2 and r["overlap"] == 1)
+share = statistics.median(r["comm_share_max"] for r in rows
+                          if full(r) and r["ranks"] == 2 and r["overlap"] == 0)
+print(f"\n1 rank: {one:.0f} samples/s (median of {n1}); 2 ranks: {two:.0f} (median of {n2}),"
+      f" {two / one:.2f}x; 2 ranks with non-blocking sums: {twob:.0f} ({twob / one:.2f}x);"
+      f" communication share of the 2-rank step time (max over ranks, median): {share:.1%}")
+
+# Cost model: step(P) = local step of B/P rows (measured above, Adam included)
+# + a ring allreduce of the parameters, 2(P-1) latencies + 2(P-1)/P of the
+# bytes at the link bandwidth.
+params = 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+nbytes = 4 * params
+local = {r["batch"]: r["batch"] / r["samples_per_sec"] for r in rows
+         if r["name"] == "htnn-mlp-mpi" and r["ranks"] == 1 and r["train_samples"] == 20000}
+ar = sorted((r["bytes"], r["median_seconds"]) for r in rows
+            if r["name"] == "mpi-allreduce" and r["blocking"] == 1)
+# least-squares alpha + bytes / bw over the 2-rank measurements >= 64 KiB
+pts = [(b, t) for b, t in ar if b >= 65536]
+mb = statistics.mean(b for b, _ in pts); mt = statistics.mean(t for _, t in pts)
+slope = sum((b - mb) * (t - mt) for b, t in pts) / sum((b - mb) ** 2 for b, _ in pts)
+alpha = max(mt - slope * mb, 1e-6)
+print(f"allreduce fit (2 ranks, shared memory): {alpha * 1e6:.1f} us + bytes / "
+      f"{1 / slope / 1e9:.2f} GB/s; parameters {params} = {nbytes / 1e6:.2f} MB per batch")
+def interp(rows_per_rank):
+    ks = sorted(local)
+    lo = max([k for k in ks if k <= rows_per_rank] or [ks[0]])
+    hi = min([k for k in ks if k >= rows_per_rank] or [ks[-1]])
+    if lo == hi:
+        return local[lo] * rows_per_rank / lo
+    f = (rows_per_rank - lo) / (hi - lo)
+    return local[lo] + f * (local[hi] - local[lo])
+links = [("shared memory (fit above)", alpha / 2, 1 / slope),
+         ("100 Gb/s InfiniBand", 2e-6, 12e9), ("10 Gb/s Ethernet", 20e-6, 1.2e9)]
+B = 100
+print(f"\nmodelled samples/s, global batch {B} (and 1000), 1 thread per rank:")
+print("ranks | " + " | ".join(name for name, _, _ in links))
+for P in (1, 2, 4, 8, 16):
+    cells = []
+    for _, a, bw in links:
+        comm = 0 if P == 1 else 2 * (P - 1) * a + 2 * (P - 1) / P * nbytes / bw
+        s100 = B / (interp(B / P) + comm)
+        s1000 = 1000 / (interp(1000 / P) * 1 + comm) if 1000 / P <= 100 else \
+            1000 / (local[100] * (1000 / P) / 100 + comm)
+        cells.append(f"{s100:8.0f} ({s1000:8.0f})")
+    print(f"{P:5d} | " + " | ".join(cells))
+EOF

@@ -1,0 +1,109 @@
+/*
+ * libhtnn-mpi - data-parallel training of libhtnn nets over MPI.
+ * SPDX-License-Identifier: MIT
+ *
+ * htnn_mpi.h - the MPI reducer and the sharding helpers (since 0.2).
+ *
+ * A companion library (libhtnn-mpi.so.0, pkg-config `htnn-mpi`), built
+ * when Meson finds MPI (-Dmpi=auto|enabled).  libhtnn itself never links
+ * MPI: this library implements libhtnn's generic reduction hook
+ * (htnn/reduce.h) with MPI_Allreduce / MPI_Iallreduce on a duplicate of
+ * the caller's communicator, so it composes with programs that already use
+ * MPI (their own messages never meet libhtnn's).
+ *
+ *     MPI_Init(&argc, &argv);
+ *     htnn_reducer *red;
+ *     htnn_mpi_reducer_create(MPI_COMM_WORLD, 0, &red); // collective
+ *     htnn_net_set_reducer(net, red);
+ *     htnn_net_fit(net, opt, NULL, x, labels, count, &fit, &result);
+ *     // every rank: the same whole training set, the same options;
+ *     // rank r trains its slice of every global batch of fit.batch_size
+ *     if (rank == 0) htnn_net_save(net, "model.htnn");
+ *     htnn_net_set_reducer(net, NULL);
+ *     htnn_mpi_reducer_free(red);                        // collective
+ *     MPI_Finalize();
+ *
+ * Thread level: the reducer calls MPI only from the thread that trains the
+ * net; MPI_THREAD_FUNNELED (or plain MPI_Init) is enough when that is the
+ * main thread, otherwise initialise with MPI_THREAD_SERIALIZED.
+ * See doc/distributed.md.
+ */
+#ifndef HTNN_MPI_H
+#define HTNN_MPI_H
+
+#include <mpi.h>
+
+#include "common.h"
+#include "reduce.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Flags of htnn_mpi_reducer_create. */
+enum {
+    /** Also provide start_sum / wait_all with MPI_Iallreduce, so that a
+     *  net overlaps its gradient sums with the rest of the backward pass
+     *  (htnn/reduce.h).  Off by default: Open MPI progresses non-blocking
+     *  collectives only inside MPI calls, and its MPI_Iallreduce of a
+     *  2.7 MB gradient took 2.5x its MPI_Allreduce on one node
+     *  (doc/distributed.md); worth trying on networks with asynchronous
+     *  progress. */
+    HTNN_MPI_NONBLOCKING = 1,
+    /** Every rank runs the whole optimizer step on the all-reduced
+     *  gradients.  Without this flag the reducer also provides
+     *  reduce_scatter_sum / allgather (MPI_Reduce_scatter,
+     *  MPI_Allgatherv), and htnn_net_fit shards the optimizer step: each
+     *  rank updates 1/ranks of every weight matrix and the weights are
+     *  gathered (htnn/reduce.h).  Same bytes on the wire, 1/ranks of the
+     *  optimizer's work; the results are the same. */
+    HTNN_MPI_REPLICATED_STEP = 2
+};
+
+/** Creates a reducer over the ranks of `comm` (collective over comm: every
+ *  rank calls it).  The reducer works on MPI_Comm_dup(comm) and keeps
+ *  reduction statistics (htnn_mpi_reducer_stats).  `flags`: 0 (blocking
+ *  sums, sharded optimizer step in htnn_net_fit) or an OR of
+ *  HTNN_MPI_NONBLOCKING and HTNN_MPI_REPLICATED_STEP.  Free it with htnn_mpi_reducer_free after the
+ *  nets that use it are done training.
+ *  HTNN_EINVAL: out NULL, comm MPI_COMM_NULL, unknown flags or MPI not
+ *  initialised; HTNN_EIO: an MPI call failed; HTNN_ENOMEM. */
+HTNN_API htnn_status htnn_mpi_reducer_create(MPI_Comm comm, int flags, htnn_reducer **out);
+
+/** Frees a reducer of htnn_mpi_reducer_create (collective: frees its
+ *  communicator).  NULL is a no-op. */
+HTNN_API void htnn_mpi_reducer_free(htnn_reducer *reducer);
+
+/** Time and volume of the reductions since creation or the last reset. */
+typedef struct htnn_mpi_stats {
+    size_t struct_size;   /**< set by the caller to sizeof(htnn_mpi_stats) */
+    double seconds;       /**< wall time inside reductions: blocking sums,
+                               starting non-blocking ones and waiting for them */
+    uint64_t calls;       /**< reductions (blocking and started) */
+    uint64_t values;      /**< floats reduced, summed over the calls */
+} htnn_mpi_stats;
+
+/** An htnn_mpi_stats ready to be filled. */
+#define HTNN_MPI_STATS_INIT { sizeof(htnn_mpi_stats), 0.0, 0, 0 }
+
+/** Reads the statistics (only the caller's struct_size bytes are written).
+ *  HTNN_EINVAL: a reducer not made by htnn_mpi_reducer_create, out NULL
+ *  or a bad struct_size. */
+HTNN_API htnn_status htnn_mpi_reducer_stats(const htnn_reducer *reducer, htnn_mpi_stats *out);
+
+/** Zeroes the statistics.  HTNN_EINVAL as htnn_mpi_reducer_stats. */
+HTNN_API htnn_status htnn_mpi_reducer_reset_stats(htnn_reducer *reducer);
+
+/** The contiguous block of `count` items rank `rank` of `ranks` owns:
+ *  [*first, *first + *n) with *first = floor(rank*count/ranks), the same
+ *  split htnn_net_fit uses for each global batch (block sizes differ by at
+ *  most one).  Use it to split files, validation sets or work lists.
+ *  HTNN_EINVAL: NULL outputs, ranks < 1 or rank out of range. */
+HTNN_API htnn_status htnn_mpi_shard(size_t count, int rank, int ranks, size_t *first,
+                                    size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HTNN_MPI_H */

@@ -1,0 +1,445 @@
+/* The reduction hook (htnn/reduce.h) without MPI: ranks are threads, each
+ * training its own net, and the reducer sums through shared memory in rank
+ * order (so every rank gets the same bits).  Data-parallel training of a
+ * global batch must give the single-process weights within a float
+ * summation tolerance, the same bits on every rank, and with one rank the
+ * single-process bits exactly.  Also the reducer's argument checks.
+ * test_mpi.c checks the same with MPI processes when MPI is built.
+ * SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dist_nets.h"
+
+/* Max |difference| allowed between the data-parallel and the single-process
+ * weights after the 3-epoch dist_fit (33 Adam steps): float sums in
+ * another order.  Measured: 3e-8 for both nets (doc/distributed.md); a
+ * sign unit flipping on a near-zero input, or Adam's first steps on a
+ * gradient that is 0 up to rounding, could make it larger, hence the
+ * margin. */
+#define DIST_TOLERANCE 1e-5
+
+enum { MAX_RANKS = 4 };
+
+/* The in-memory "communicator" of the rank threads. */
+typedef struct shared_sum {
+    int ranks;
+    pthread_barrier_t barrier;
+    float *values[MAX_RANKS];
+    float *scratch[MAX_RANKS];
+    size_t scratch_size[MAX_RANKS];
+    int fail;                     /* 1: every sum returns HTNN_EIO */
+} shared_sum;
+
+typedef struct rank_ctx {
+    shared_sum *shared;
+    int rank;
+} rank_ctx;
+
+/* Sums in rank order into this rank's scratch, then copies back once every
+ * rank has read every other's values. */
+static htnn_status thread_sum(float *values, size_t count, void *user)
+{
+    rank_ctx *c = user;
+    shared_sum *s = c->shared;
+    if (s->fail)
+        return HTNN_EIO;
+    if (s->scratch_size[c->rank] < count) {
+        free(s->scratch[c->rank]);
+        s->scratch[c->rank] = malloc(count * sizeof(float));
+        s->scratch_size[c->rank] = count;
+    }
+    float *out = s->scratch[c->rank];
+    s->values[c->rank] = values;
+    pthread_barrier_wait(&s->barrier);
+    for (size_t i = 0; i < count; i++) {
+        float v = s->values[0][i];
+        for (int r = 1; r < s->ranks; r++)
+            v += s->values[r][i];
+        out[i] = v;
+    }
+    pthread_barrier_wait(&s->barrier);
+    memcpy(values, out, count * sizeof *values);
+    return HTNN_OK;
+}
+
+/* start_sum as a blocking sum: exercises the deferred updates. */
+static htnn_status thread_start(float *values, size_t count, void *user)
+{
+    return thread_sum(values, count, user);
+}
+
+static htnn_status thread_wait(void *user)
+{
+    (void)user;
+    return HTNN_OK;
+}
+
+/* This rank's block of `count` values (htnn_reducer). */
+static void block_of(int rank, int ranks, size_t count, size_t *lo, size_t *hi)
+{
+    *lo = count * (size_t)rank / (size_t)ranks;
+    *hi = count * (size_t)(rank + 1) / (size_t)ranks;
+}
+
+/* The whole sum, then NaN outside this rank's block: the library must not
+ * read what the contract leaves undefined. */
+static htnn_status thread_scatter(float *values, size_t count, void *user)
+{
+    rank_ctx *c = user;
+    size_t lo, hi;
+    htnn_status st = thread_sum(values, count, user);
+    block_of(c->rank, c->shared->ranks, count, &lo, &hi);
+    for (size_t i = 0; i < count; i++)
+        if (i < lo || i >= hi)
+            values[i] = NAN;
+    return st;
+}
+
+static htnn_status thread_gather(float *values, size_t count, void *user)
+{
+    rank_ctx *c = user;
+    shared_sum *s = c->shared;
+    s->values[c->rank] = values;
+    pthread_barrier_wait(&s->barrier);
+    for (int r = 0; r < s->ranks; r++) {
+        size_t lo, hi;
+        block_of(r, s->ranks, count, &lo, &hi);
+        if (r != c->rank)
+            memcpy(values + lo, s->values[r] + lo, (hi - lo) * sizeof *values);
+    }
+    pthread_barrier_wait(&s->barrier);
+    return HTNN_OK;
+}
+
+static float data_x[DIST_COUNT * 64];
+static int32_t data_y[DIST_COUNT];
+
+typedef struct rank_job {
+    rank_ctx ctx;
+    int kind, after, mode;   /* mode: 1 non-blocking sums, 2 sharded step */
+    float *params;
+    void *model;
+    size_t model_size;
+    htnn_status status;
+} rank_job;
+
+static void *rank_main(void *arg)
+{
+    rank_job *j = arg;
+    htnn_net *net;
+    htnn_reducer red = HTNN_REDUCER_INIT;
+    red.ranks = j->ctx.shared->ranks;
+    red.rank = j->ctx.rank;
+    red.allreduce_sum = thread_sum;
+    red.start_sum = j->mode & 1 ? thread_start : NULL;
+    red.wait_all = j->mode & 1 ? thread_wait : NULL;
+    red.reduce_scatter_sum = j->mode & 2 ? thread_scatter : NULL;
+    red.allgather = j->mode & 2 ? thread_gather : NULL;
+    red.user = &j->ctx;
+    if (dist_net(j->kind, j->after, &net) != 0) {
+        j->status = HTNN_ENOMEM;
+        return NULL;
+    }
+    j->status = htnn_net_set_reducer(net, &red);
+    if (j->status == HTNN_OK)
+        j->status = dist_fit(net, data_x, data_y, NULL);
+    if (j->status == HTNN_OK && dist_params(net, j->params) != 0)
+        j->status = HTNN_EINVAL;
+    if (j->status == HTNN_OK)
+        j->status = htnn_net_save_buffer(net, &j->model, &j->model_size);
+    htnn_net_free(net);
+    return NULL;
+}
+
+/* The single-process reference: the same fit without a reducer. */
+static void reference(int kind, int after, float *params, size_t n)
+{
+    htnn_net *net;
+    assert_int_equal(dist_net(kind, after, &net), 0);
+    assert_int_equal(htnn_net_parameter_count(net), n);
+    assert_int_equal(dist_fit(net, data_x, data_y, NULL), HTNN_OK);
+    assert_int_equal(dist_params(net, params), 0);
+    htnn_net_free(net);
+}
+
+/* Trains on `ranks` threads and compares with the reference. */
+static void check_parallel(int kind, int ranks, int after, int mode)
+{
+    dist_data(kind, data_x, data_y);
+    htnn_net *probe;
+    assert_int_equal(dist_net(kind, after, &probe), 0);
+    size_t n = htnn_net_parameter_count(probe);
+    htnn_net_free(probe);
+    float *ref = malloc(n * sizeof *ref);
+    assert_non_null(ref);
+    reference(kind, after, ref, n);
+
+    shared_sum s = {0};
+    s.ranks = ranks;
+    pthread_barrier_init(&s.barrier, NULL, (unsigned)ranks);
+    rank_job jobs[MAX_RANKS];
+    pthread_t th[MAX_RANKS];
+    for (int r = 0; r < ranks; r++) {
+        jobs[r] = (rank_job){{&s, r}, kind, after, mode, malloc(n * sizeof(float)),
+                             NULL, 0, HTNN_OK};
+        assert_non_null(jobs[r].params);
+        assert_int_equal(pthread_create(&th[r], NULL, rank_main, &jobs[r]), 0);
+    }
+    for (int r = 0; r < ranks; r++)
+        pthread_join(th[r], NULL);
+    for (int r = 0; r < ranks; r++) {
+        assert_int_equal(jobs[r].status, HTNN_OK);
+        /* every rank holds the same net, bit for bit (running statistics too) */
+        assert_int_equal(jobs[r].model_size, jobs[0].model_size);
+        assert_memory_equal(jobs[r].model, jobs[0].model, jobs[0].model_size);
+    }
+    double diff = dist_max_diff(ref, jobs[0].params, n);
+    printf("kind %d, %d ranks, after %d, mode %d: max |w - w_single| = %.3g\n", kind,
+           ranks, after, mode, diff);
+    if (ranks == 1)
+        assert_memory_equal(ref, jobs[0].params, n * sizeof *ref);
+    else
+        assert_true(diff <= DIST_TOLERANCE);
+    /* and training changed the weights (the comparison is not vacuous) */
+    htnn_net *fresh;
+    float *init = malloc(n * sizeof *init);
+    assert_int_equal(dist_net(kind, after, &fresh), 0);
+    assert_int_equal(dist_params(fresh, init), 0);
+    assert_true(dist_max_diff(init, ref, n) > 1e-3);
+    htnn_net_free(fresh);
+    free(init);
+    for (int r = 0; r < ranks; r++) {
+        free(jobs[r].params);
+        htnn_free(jobs[r].model);
+        free(s.scratch[r]);
+    }
+    pthread_barrier_destroy(&s.barrier);
+    free(ref);
+}
+
+static void mlp_one_rank_is_exact(void **state)
+{
+    (void)state;
+    check_parallel(DIST_MLP, 1, 0, 1);
+    check_parallel(DIST_MLP, 1, 0, 0);
+    check_parallel(DIST_MLP, 1, 0, 2);
+}
+
+static void mlp_two_ranks(void **state)
+{
+    (void)state;
+    check_parallel(DIST_MLP, 2, 0, 1);
+    check_parallel(DIST_MLP, 2, 0, 0);
+    check_parallel(DIST_MLP, 2, 1, 1);
+    check_parallel(DIST_MLP, 2, 0, 2);
+    check_parallel(DIST_MLP, 2, 0, 3);
+    check_parallel(DIST_MLP, 2, 1, 2);
+}
+
+static void mlp_three_ranks(void **state)
+{
+    (void)state;
+    check_parallel(DIST_MLP, 3, 0, 1);
+    check_parallel(DIST_MLP, 3, 0, 2);
+}
+
+static void conv_bn_one_rank_is_exact(void **state)
+{
+    (void)state;
+    check_parallel(DIST_CONV_BN, 1, 0, 1);
+    check_parallel(DIST_CONV_BN, 1, 0, 2);
+}
+
+static void conv_bn_two_ranks(void **state)
+{
+    (void)state;
+    check_parallel(DIST_CONV_BN, 2, 0, 1);
+    check_parallel(DIST_CONV_BN, 2, 1, 0);
+    check_parallel(DIST_CONV_BN, 2, 0, 2);
+}
+
+static htnn_status noop_sum(float *values, size_t count, void *user)
+{
+    (void)values, (void)count, (void)user;
+    return HTNN_OK;
+}
+
+static void reducer_arguments(void **state)
+{
+    (void)state;
+    htnn_net *net;
+    assert_int_equal(dist_net(DIST_MLP, 0, &net), 0);
+    htnn_reducer r = HTNN_REDUCER_INIT;
+    r.allreduce_sum = noop_sum;
+    assert_int_equal(htnn_net_set_reducer(NULL, &r), HTNN_EINVAL);
+    assert_int_equal(htnn_net_set_reducer(net, &r), HTNN_OK);
+    assert_int_equal(htnn_net_set_reducer(net, NULL), HTNN_OK);
+
+    htnn_reducer bad = r;
+    bad.struct_size = 0;
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    bad.struct_size = offsetof(htnn_reducer, allreduce_sum);  /* no room for the function */
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    bad.struct_size = sizeof bad + 8;
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EUNSUPPORTED);
+    bad = r;
+    bad.ranks = 0;
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    bad = r;
+    bad.ranks = 2, bad.rank = 2;
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    bad.rank = -1;
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    bad = r;
+    bad.allreduce_sum = NULL;
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    bad = r;
+    bad.start_sum = noop_sum;  /* without wait_all */
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    bad = r;
+    bad.reduce_scatter_sum = noop_sum;  /* without allgather */
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_EINVAL);
+    /* an older caller's struct that ends after allreduce_sum is accepted */
+    bad = r;
+    bad.struct_size = offsetof(htnn_reducer, start_sum);
+    assert_int_equal(htnn_net_set_reducer(net, &bad), HTNN_OK);
+    htnn_net_free(net);
+}
+
+/* A failing reduction fails the batch with the reducer's status before any
+ * weight changes. */
+static void reducer_failure(void **state)
+{
+    (void)state;
+    dist_data(DIST_MLP, data_x, data_y);
+    shared_sum s = {0};
+    s.ranks = 1;
+    s.fail = 1;
+    pthread_barrier_init(&s.barrier, NULL, 1);
+    rank_ctx ctx = {&s, 0};
+    htnn_reducer r = HTNN_REDUCER_INIT;
+    r.allreduce_sum = thread_sum;
+    r.user = &ctx;
+    htnn_net *net;
+    htnn_optimizer *opt;
+    assert_int_equal(dist_net(DIST_MLP, 0, &net), 0);
+    assert_int_equal(htnn_optimizer_create(NULL, &opt), HTNN_OK);
+    assert_int_equal(htnn_net_set_reducer(net, &r), HTNN_OK);
+    size_t n = htnn_net_parameter_count(net);
+    float *before = malloc(n * sizeof *before), *after = malloc(n * sizeof *after);
+    assert_int_equal(dist_params(net, before), 0);
+    assert_int_equal(htnn_net_train_batch(net, opt, NULL, data_x, data_y, 10, NULL), HTNN_EIO);
+    assert_int_equal(dist_params(net, after), 0);
+    assert_memory_equal(before, after, n * sizeof *before);
+    /* alone again, it trains */
+    assert_int_equal(htnn_net_set_reducer(net, NULL), HTNN_OK);
+    assert_int_equal(htnn_net_train_batch(net, opt, NULL, data_x, data_y, 10, NULL), HTNN_OK);
+    free(before);
+    free(after);
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
+    pthread_barrier_destroy(&s.barrier);
+}
+
+/* htnn_net_train_batch with a reducer: each rank's rows of one global
+ * batch; the global row count is reduced. */
+typedef struct batch_job {
+    rank_ctx ctx;
+    size_t first, count;
+    float params[20 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3];
+    htnn_batch_result res;
+    htnn_status status;
+} batch_job;
+
+static void *batch_rank(void *arg)
+{
+    batch_job *j = arg;
+    htnn_net *net;
+    htnn_optimizer *opt;
+    htnn_reducer red = HTNN_REDUCER_INIT;
+    red.ranks = j->ctx.shared->ranks, red.rank = j->ctx.rank;
+    red.allreduce_sum = thread_sum, red.user = &j->ctx;
+    if (dist_net(DIST_MLP, 0, &net) != 0 || htnn_optimizer_create(NULL, &opt) != HTNN_OK) {
+        j->status = HTNN_ENOMEM;
+        return NULL;
+    }
+    j->status = htnn_net_set_reducer(net, &red);
+    for (int step = 0; step < 3 && j->status == HTNN_OK; step++)
+        j->status = htnn_net_train_batch(net, opt, NULL, data_x + j->first * 20,
+                                         data_y + j->first, j->count, &j->res);
+    if (j->status == HTNN_OK && dist_params(net, j->params) != 0)
+        j->status = HTNN_EINVAL;
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
+    return NULL;
+}
+
+static void train_batch_two_ranks(void **state)
+{
+    (void)state;
+    dist_data(DIST_MLP, data_x, data_y);
+    htnn_net *net;
+    htnn_optimizer *opt;
+    htnn_batch_result ref_res = HTNN_BATCH_RESULT_INIT;
+    assert_int_equal(dist_net(DIST_MLP, 0, &net), 0);
+    size_t n = htnn_net_parameter_count(net);
+    assert_int_equal(n, sizeof ((batch_job *)0)->params / sizeof(float));
+    assert_int_equal(htnn_optimizer_create(NULL, &opt), HTNN_OK);
+    for (int step = 0; step < 3; step++)
+        assert_int_equal(htnn_net_train_batch(net, opt, NULL, data_x, data_y, 30, &ref_res),
+                         HTNN_OK);
+    float *ref = malloc(n * sizeof *ref);
+    assert_int_equal(dist_params(net, ref), 0);
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
+
+    shared_sum s = {0};
+    s.ranks = 2;
+    pthread_barrier_init(&s.barrier, NULL, 2);
+    static batch_job jobs[2];
+    pthread_t th[2];
+    /* unequal shares: 13 and 17 rows of the 30 */
+    jobs[0] = (batch_job){{&s, 0}, 0, 13, {0}, HTNN_BATCH_RESULT_INIT, HTNN_OK};
+    jobs[1] = (batch_job){{&s, 1}, 13, 17, {0}, HTNN_BATCH_RESULT_INIT, HTNN_OK};
+    for (int r = 0; r < 2; r++)
+        assert_int_equal(pthread_create(&th[r], NULL, batch_rank, &jobs[r]), 0);
+    for (int r = 0; r < 2; r++)
+        pthread_join(th[r], NULL);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(jobs[r].status, HTNN_OK);
+        assert_memory_equal(jobs[r].params, jobs[0].params, sizeof jobs[0].params);
+        /* the whole batch's loss and correct count on every rank */
+        assert_int_equal(jobs[r].res.correct, ref_res.correct);
+        assert_true(fabs(jobs[r].res.loss - ref_res.loss) < 1e-5);
+    }
+    assert_true(dist_max_diff(ref, jobs[0].params, n) <= DIST_TOLERANCE);
+    free(s.scratch[0]);
+    free(s.scratch[1]);
+    pthread_barrier_destroy(&s.barrier);
+    free(ref);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(reducer_arguments),
+        cmocka_unit_test(reducer_failure),
+        cmocka_unit_test(mlp_one_rank_is_exact),
+        cmocka_unit_test(mlp_two_ranks),
+        cmocka_unit_test(mlp_three_ranks),
+        cmocka_unit_test(conv_bn_one_rank_is_exact),
+        cmocka_unit_test(conv_bn_two_ranks),
+        cmocka_unit_test(train_batch_two_ranks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
