@@ -1,9 +1,9 @@
 #!/bin/bash
 # Data-parallel scaling of the reference MLP (doc/distributed.md):
 #   1. 1 rank x 1 thread (the plain library) against 2 ranks x 1 thread
-#      (libhtnn-mpi's default: sharded optimizer step), alternating, one full
-#      Fashion-MNIST epoch each, medians; also 2 ranks with the replicated
-#      step, and once with the replicated step and non-blocking sums;
+#      (libhtnn-mpi's defaults), alternating, one full Fashion-MNIST epoch
+#      each, medians; also 2 ranks with the sharded optimizer step, and once
+#      with non-blocking sums;
 #   2. 4 and 8 ranks, oversubscribed on this machine (shows contention,
 #      not a cluster);
 #   3. MPI_Allreduce time per message size (2 ranks) and the local step time
@@ -36,9 +36,9 @@ echo "== 1 rank vs 2 ranks, 1 thread each, full epoch, $repeats alternations"
 for i in $(seq "$repeats"); do
     run 1 train --epochs 1 --threads 1
     run 2 train --epochs 1 --threads 1
-    run 2 train --epochs 1 --threads 1 --replicated 1
+    run 2 train --epochs 1 --threads 1 --sharded 1
 done
-run 2 train --epochs 1 --threads 1 --replicated 1 --blocking 0
+run 2 train --epochs 1 --threads 1 --blocking 0
 
 echo "== oversubscribed: 4 and 8 ranks on $(nproc) cores (20000 samples)"
 run 4 train --epochs 1 --threads 1 --limit 20000
@@ -61,15 +61,15 @@ def med(sel):
     return statistics.median(v) if v else float("nan"), len(v)
 full = lambda r: r["name"] == "htnn-mlp-mpi" and r["train_samples"] == 60000
 one, n1 = med(lambda r: full(r) and r["ranks"] == 1)
-sharded = lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 1
-two, n2 = med(sharded)
-twor, n3 = med(lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 0 and r["overlap"] == 0)
-twob, n4 = med(lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 0 and r["overlap"] == 1)
-share = statistics.median(r["comm_share_max"] for r in rows if sharded(r))
-print(f"\n1 rank: {one:.0f} samples/s (median of {n1}); 2 ranks, sharded step: {two:.0f}"
-      f" (median of {n2}), {two / one:.2f}x; replicated step: {twor:.0f} ({twor / one:.2f}x,"
-      f" median of {n3}); replicated + non-blocking: {twob:.0f} ({twob / one:.2f}x, {n4} run);"
-      f" communication share of the sharded 2-rank step (max over ranks, median): {share:.1%}")
+default = lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 0 and r["overlap"] == 0
+two, n2 = med(default)
+twos, n3 = med(lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 1)
+twob, n4 = med(lambda r: full(r) and r["ranks"] == 2 and r["overlap"] == 1)
+share = statistics.median(r["comm_share_max"] for r in rows if default(r))
+print(f"\n1 rank: {one:.0f} samples/s (median of {n1}); 2 ranks: {two:.0f} (median of {n2}),"
+      f" {two / one:.2f}x; sharded step: {twos:.0f} ({twos / one:.2f}x, median of {n3});"
+      f" non-blocking sums: {twob:.0f} ({twob / one:.2f}x, {n4} run);"
+      f" communication share of the 2-rank step (max over ranks, median): {share:.1%}")
 
 # Cost model: step(P) = local step of B/P rows (measured above, Adam included)
 # + a ring allreduce of the parameters, 2(P-1) latencies + 2(P-1)/P of the

@@ -4,14 +4,14 @@
  * Run under mpiexec; bench/mpi_scaling.sh runs the comparisons.
  *
  *   train_mpi train [--epochs N] [--limit N] [--batch B] [--threads T]
- *                   [--seed S] [--blocking 0|1] [--replicated 0|1] [--reducer 0|1]
+ *                   [--seed S] [--blocking 0|1] [--sharded 0|1] [--reducer 0|1]
  *                   [--sgd 0|1]
  *       every rank loads the whole training set and trains its slice of
  *       every global batch of B; one rank alone trains without a reducer
  *       (the plain library) unless --reducer 1.  --blocking 0 uses the
- *       reducer's non-blocking sums (overlap); --replicated 1 runs the whole
- *       optimizer step on every rank (HTNN_MPI_REPLICATED_STEP) instead of
- *       sharding it; --sgd 1 trains with plain
+ *       reducer's non-blocking sums (overlap); --sharded 1 shards the
+ *       optimizer step over the ranks (HTNN_MPI_SHARDED_STEP); --sgd 1
+ *       trains with plain
  *       SGD (lr 0.01) instead of Adam, to see the optimizer's share.
  *   train_mpi allreduce [--reps N] [--blocking 0|1]
  *       median MPI_Allreduce (in place, float sum) time per message size
@@ -32,7 +32,7 @@
 typedef struct args {
     const char *mode;
     size_t epochs, limit, batch, reps;
-    int threads, blocking, reducer, sgd, replicated;
+    int threads, blocking, reducer, sgd, sharded;
     unsigned long long seed;
 } args;
 
@@ -52,7 +52,7 @@ static int parse(int argc, char **argv, args *a)
         else if (!strcmp(k, "--blocking")) a->blocking = atoi(v);
         else if (!strcmp(k, "--reducer")) a->reducer = atoi(v);
         else if (!strcmp(k, "--sgd")) a->sgd = atoi(v);
-        else if (!strcmp(k, "--replicated")) a->replicated = atoi(v);
+        else if (!strcmp(k, "--sharded")) a->sharded = atoi(v);
         else {
             if (rank == 0)
                 fprintf(stderr, "train_mpi: unknown option %s\n", k);
@@ -110,7 +110,7 @@ static int run_train(const args *a)
     int use_reducer = ranks > 1 || a->reducer;
     if (use_reducer) {
         int flags = (a->blocking ? 0 : HTNN_MPI_NONBLOCKING) |
-                    (a->replicated ? HTNN_MPI_REPLICATED_STEP : 0);
+                    (a->sharded ? HTNN_MPI_SHARDED_STEP : 0);
         if (htnn_mpi_reducer_create(MPI_COMM_WORLD, flags, &red) != HTNN_OK)
             return 1;
         htnn_net_set_reducer(net, red);
@@ -147,7 +147,7 @@ static int run_train(const args *a)
                "\"comm_seconds_max\":%.3f,\"comm_share_min\":%.3f,\"comm_share_max\":%.3f,"
                "\"reductions\":%llu,\"floats_reduced\":%llu,\"test_accuracy\":%.4f}\n",
                ranks, a->threads, use_reducer, use_reducer && !a->blocking,
-               use_reducer && !a->replicated, a->batch,
+               use_reducer && a->sharded, a->batch,
                a->epochs, n, slowest, (double)(n * a->epochs) / slowest, comm_min, comm_max,
                comm_min / slowest, comm_max / slowest, (unsigned long long)stats.calls,
                (unsigned long long)stats.values, acc);

@@ -10,7 +10,7 @@
 #include "activations.h"
 #include "dense.h"
 #include "layers.h"
-#include "simd.h"
+#include "workers.h"
 
 /* Upper bound of the shared workspace: big enough for a wide sgemm, small
  * enough to stay near the caches. */
@@ -24,13 +24,6 @@ size_t window_out(size_t in, size_t window, size_t stride, size_t pad)
 }
 
 static size_t positions(const htnn_layer *l) { return l->shape_out.h * l->shape_out.w; }
-
-/* Examples per chunk for a workspace of ws floats (at least 1). */
-static size_t chunk_rows(const htnn_layer *l, size_t ws)
-{
-    size_t per = positions(l) * l->wcols, s = ws / per;
-    return s ? s : 1;
-}
 
 size_t conv_workspace(const htnn_layer *l, size_t rows)
 {
@@ -90,62 +83,137 @@ static void col2im(const htnn_layer *l, const float *col, float *g)
         }
 }
 
-/* im2col of examples [n0, n0 + s) into the workspace. */
-static float *chunk_cols(const htnn_layer *l, const float *x, size_t n0, size_t s)
+/* A conv pass over m examples, cut into chunks of S examples; chunk c
+ * runs on part c % parts, each part with its own workspace.  There are at
+ * least `parts` chunks whenever m allows, so every thread gets work. */
+typedef struct conv_job {
+    htnn_layer *l;
+    const float *x;          /* input rows (forward, weight gradients) */
+    const layer_scratch *s;
+    float *out;              /* g for the input gradient */
+    size_t m, S;
+} conv_job;
+
+static void job_init(conv_job *j, htnn_layer *l, const float *x, const layer_scratch *s,
+                     float *out, size_t m)
 {
-    float *ws = l->net->conv_ws;
-    for (size_t i = 0; i < s; i++)
+    size_t per = positions(l) * l->wcols, cap = l->net->conv_ws_size / per;
+    size_t parts = workers_parts(l->net->workers), even = (m + parts - 1) / parts;
+    *j = (conv_job){l, x, s, out, m, cap < even ? cap : even};
+    j->S = j->S ? j->S : 1;
+}
+
+static float *part_ws(const conv_job *j, size_t part)
+{
+    return j->l->net->conv_ws + part * j->l->net->conv_ws_size;
+}
+
+/* im2col of examples [n0, n0 + k) into `ws`. */
+static void chunk_cols(const htnn_layer *l, const float *x, size_t n0, size_t k, float *ws)
+{
+    for (size_t i = 0; i < k; i++)
         im2col(l, x + (n0 + i) * l->in, ws + i * positions(l) * l->wcols);
-    return ws;
+}
+
+static void forward_part(void *arg, size_t part, size_t parts)
+{
+    const conv_job *j = arg;
+    htnn_layer *l = j->l;
+    size_t P = positions(l), oc = l->wrows;
+    float *ws = part_ws(j, part), *z = j->s->z, *h = j->s->h;
+    for (size_t n0 = part * j->S; n0 < j->m; n0 += parts * j->S) {
+        size_t k = j->m - n0 < j->S ? j->m - n0 : j->S;
+        chunk_cols(l, j->x, n0, k, ws);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(k * P), (int)oc,
+                    (int)l->wcols, 1.0f, ws, (int)l->wcols,
+                    l->binary_weights ? l->wsign : l->w, (int)l->wcols, 0.0f,
+                    z + n0 * l->out, (int)oc);
+        if (l->binary_weights == HTNN_BINARY_SCALED)
+            dense_scale_columns(z + n0 * l->out, l->alpha, k * P, oc);
+        activation_forward(l->activation, l->qrelu_bits, z + n0 * l->out,
+                           l->has_bias ? l->b : NULL, h + n0 * l->out, k * P, oc);
+    }
+}
+
+/* The part's weight-gradient sum: gw itself for part 0, a partial else. */
+static float *part_gw(const conv_job *j, size_t part)
+{
+    const htnn_net *net = j->l->net;
+    return part == 0 ? j->l->gw : net->gw_parts + (part - 1) * net->gw_parts_size;
+}
+
+static void grads_part(void *arg, size_t part, size_t parts)
+{
+    const conv_job *j = arg;
+    const htnn_layer *l = j->l;
+    size_t P = positions(l), oc = l->wrows;
+    float *ws = part_ws(j, part), *gw = part_gw(j, part);
+    if (part * j->S >= j->m)
+        memset(gw, 0, l->n_w * sizeof *gw);
+    for (size_t n0 = part * j->S; n0 < j->m; n0 += parts * j->S) {
+        size_t k = j->m - n0 < j->S ? j->m - n0 : j->S;
+        chunk_cols(l, j->x, n0, k, ws);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)oc, (int)l->wcols,
+                    (int)(k * P), 1.0f, j->s->dz + n0 * l->out, (int)oc, ws, (int)l->wcols,
+                    n0 == part * j->S ? 0.0f : 1.0f, gw, (int)l->wcols);
+    }
+}
+
+static void input_grad_part(void *arg, size_t part, size_t parts)
+{
+    const conv_job *j = arg;
+    const htnn_layer *l = j->l;
+    size_t P = positions(l), oc = l->wrows;
+    float *ws = part_ws(j, part);
+    for (size_t n0 = part * j->S; n0 < j->m; n0 += parts * j->S) {
+        size_t k = j->m - n0 < j->S ? j->m - n0 : j->S;
+        memset(j->out + n0 * l->in, 0, k * l->in * sizeof *j->out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(k * P), (int)l->wcols,
+                    (int)oc, 1.0f, j->s->dz + n0 * l->out, (int)oc, layer_weights(l),
+                    (int)l->wcols, 0.0f, ws, (int)l->wcols);
+        for (size_t i = 0; i < k; i++)
+            col2im(l, ws + i * P * l->wcols, j->out + (n0 + i) * l->in);
+    }
+}
+
+/* Runs one pass on the net's workers, BLAS single-threaded meanwhile. */
+static void run_parts(const htnn_layer *l, work_fn fn, conv_job *j)
+{
+    net_blas_alone(l->net, 1);
+    workers_run(l->net->workers, fn, j);
+    net_blas_alone(l->net, 0);
 }
 
 static void conv_forward(htnn_layer *l, const float *x, size_t m, layer_scratch *s,
                          int training)
 {
-    size_t S = chunk_rows(l, l->net->conv_ws_size), P = positions(l), oc = l->wrows;
+    conv_job j;
     (void)training;
-    for (size_t n0 = 0; n0 < m; n0 += S) {
-        size_t k = m - n0 < S ? m - n0 : S;
-        const float *col = chunk_cols(l, x, n0, k);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(k * P), (int)oc,
-                    (int)l->wcols, 1.0f, col, (int)l->wcols,
-                    l->binary_weights ? l->wsign : l->w, (int)l->wcols, 0.0f,
-                    s->z + n0 * l->out, (int)oc);
-    }
-    if (l->binary_weights == HTNN_BINARY_SCALED)
-        dense_scale_columns(s->z, l->alpha, m * P, oc);
-    activation_forward(l->activation, l->qrelu_bits, s->z, l->has_bias ? l->b : NULL, s->h,
-                       m * P, oc);
+    job_init(&j, l, x, s, NULL, m);
+    run_parts(l, forward_part, &j);
 }
 
 static void conv_param_grads(htnn_layer *l, const float *x, const layer_scratch *s, size_t m)
 {
-    size_t S = chunk_rows(l, l->net->conv_ws_size), P = positions(l), oc = l->wrows;
-    for (size_t n0 = 0; n0 < m; n0 += S) {
-        size_t k = m - n0 < S ? m - n0 : S;
-        const float *col = chunk_cols(l, x, n0, k);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)oc, (int)l->wcols,
-                    (int)(k * P), 1.0f, s->dz + n0 * l->out, (int)oc, col, (int)l->wcols,
-                    n0 ? 1.0f : 0.0f, l->gw, (int)l->wcols);
+    conv_job j;
+    size_t parts = workers_parts(l->net->workers);
+    job_init(&j, l, x, s, NULL, m);
+    run_parts(l, grads_part, &j);
+    for (size_t p = 1; p < parts; p++) { /* fixed order: deterministic */
+        const float *partial = part_gw(&j, p);
+        for (size_t i = 0; i < l->n_w; i++)
+            l->gw[i] += partial[i];
     }
-    memset(l->gb, 0, oc * sizeof *l->gb);
+    memset(l->gb, 0, l->wrows * sizeof *l->gb);
     if (l->has_bias)
-        dense_column_sums(s->dz, m * P, oc, l->gb);
+        dense_column_sums(s->dz, m * positions(l), l->wrows, l->gb);
 }
 
 static void conv_input_grad(const htnn_layer *l, const layer_scratch *s, size_t m, float *g)
 {
-    size_t S = chunk_rows(l, l->net->conv_ws_size), P = positions(l), oc = l->wrows;
-    float *ws = l->net->conv_ws;
-    memset(g, 0, m * l->in * sizeof *g);
-    for (size_t n0 = 0; n0 < m; n0 += S) {
-        size_t k = m - n0 < S ? m - n0 : S;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(k * P), (int)l->wcols,
-                    (int)oc, 1.0f, s->dz + n0 * l->out, (int)oc, layer_weights(l),
-                    (int)l->wcols, 0.0f, ws, (int)l->wcols);
-        for (size_t i = 0; i < k; i++)
-            col2im(l, ws + i * P * l->wcols, g + (n0 + i) * l->in);
-    }
+    conv_job j;
+    job_init(&j, (htnn_layer *)l, NULL, s, g, m);
+    run_parts(l, input_grad_part, &j);
 }
 
 const layer_ops conv_ops = {conv_forward, conv_param_grads, conv_input_grad};

@@ -14,6 +14,7 @@
 #include "losses.h"
 #include "net_internal.h"
 #include "options.h"
+#include "workers.h"
 
 #if HTNN_HAVE_OPENBLAS_THREADS
 void openblas_set_num_threads(int num_threads);
@@ -75,6 +76,10 @@ static void scratch_free(htnn_net *net)
     net->scratch = NULL;
     net->conv_ws = NULL;
     net->conv_ws_size = 0;
+    net->gw_parts = NULL;
+    net->gw_parts_size = 0;
+    workers_free(net->workers);
+    net->workers = NULL;
     net->grad_input = NULL;
     net->rows = 0;
     net->targets.batch = 0;
@@ -500,6 +505,16 @@ htnn_status htnn_net_set_threads(htnn_net *net, int threads)
     return HTNN_OK;
 }
 
+void net_blas_alone(const htnn_net *net, int on)
+{
+#if HTNN_HAVE_OPENBLAS_THREADS
+    if (net->workers != NULL)
+        openblas_set_num_threads(on ? 1 : net->opts.threads);
+#else
+    (void)net, (void)on;
+#endif
+}
+
 void net_apply_threads(const htnn_net *net)
 {
 #if HTNN_HAVE_OPENBLAS_THREADS
@@ -662,13 +677,26 @@ static size_t scratch_width(const htnn_layer *layer)
 /* The arena's layout for `rows` examples: per layer its scratch, then G
  * (rows x widest input), then the conv workspace; max-pool indices apart. */
 typedef struct arena_plan {
-    size_t floats, ints, max_in, conv_ws;
+    size_t floats, ints, max_in, conv_ws, conv_nw, parts;
 } arena_plan;
+
+/* Slices of the layer work: the thread setting for nets with conv or pool
+ * layers (their im2col and pooling run on the net's own workers), else 1
+ * (dense layers leave threading to BLAS). */
+static size_t wanted_parts(const htnn_net *net)
+{
+    size_t t = net->opts.threads > 1 ? (size_t)net->opts.threads : 1;
+    for (size_t i = 0; t > 1 && i < net->n_layers; i++)
+        if (net->layers[i]->kind == HTNN_LAYER_CONV2D ||
+            net->layers[i]->kind == HTNN_LAYER_MAXPOOL2D)
+            return t < WORKERS_MAX ? t : WORKERS_MAX;
+    return 1;
+}
 
 static htnn_status plan_arena(const htnn_net *net, size_t rows, arena_plan *plan)
 {
     size_t per_row = 0, ints = 0;
-    *plan = (arena_plan){0, 0, 0, 0};
+    *plan = (arena_plan){0, 0, 0, 0, 0, wanted_parts(net)};
     for (size_t i = 0; i < net->n_layers; i++) {
         const htnn_layer *layer = net->layers[i];
         size_t ws = conv_workspace(layer, rows);
@@ -676,12 +704,16 @@ static htnn_status plan_arena(const htnn_net *net, size_t rows, arena_plan *plan
         ints += layer->kind == HTNN_LAYER_MAXPOOL2D ? layer->out : 0;
         plan->max_in = layer->in > plan->max_in ? layer->in : plan->max_in;
         plan->conv_ws = ws > plan->conv_ws ? ws : plan->conv_ws;
+        if (ws && layer->n_w > plan->conv_nw)
+            plan->conv_nw = layer->n_w;
     }
     per_row += plan->max_in;
-    if (rows > (SIZE_MAX / sizeof(float) - plan->conv_ws) / per_row ||
+    /* per part: a workspace; parts 1.. also a weight-gradient partial */
+    size_t fixed = plan->parts * plan->conv_ws + (plan->parts - 1) * plan->conv_nw;
+    if (rows > (SIZE_MAX / sizeof(float) - fixed) / per_row ||
         (ints && rows > SIZE_MAX / sizeof(int32_t) / ints))
         return error_set(HTNN_ENOMEM, "batch of %zu rows is too large", rows);
-    plan->floats = rows * per_row + plan->conv_ws;
+    plan->floats = rows * per_row + fixed;
     plan->ints = rows * ints;
     return HTNN_OK;
 }
@@ -707,15 +739,21 @@ static void carve_arena(htnn_net *net, size_t rows, const arena_plan *plan)
     net->grad_input = p;
     net->conv_ws = p + rows * plan->max_in;
     net->conv_ws_size = plan->conv_ws;
+    net->gw_parts = net->conv_ws + plan->parts * plan->conv_ws;
+    net->gw_parts_size = plan->conv_nw;
 }
 
 htnn_status net_reserve(htnn_net *net, size_t rows)
 {
     arena_plan plan;
     htnn_status st;
-    if (rows <= net->rows)
+    workers *pool = NULL;
+    if (rows <= net->rows && wanted_parts(net) == workers_parts(net->workers))
         return HTNN_OK;
+    rows = rows > net->rows ? rows : net->rows;
     if ((st = plan_arena(net, rows, &plan)) != HTNN_OK)
+        return st;
+    if (plan.parts > 1 && (st = workers_create(plan.parts, &pool)) != HTNN_OK)
         return st;
     float *arena = mem_malloc(plan.floats * sizeof *arena);
     int32_t *iarena = plan.ints ? mem_malloc(plan.ints * sizeof *iarena) : NULL;
@@ -724,9 +762,11 @@ htnn_status net_reserve(htnn_net *net, size_t rows)
         mem_free(arena);
         mem_free(iarena);
         mem_free(scratch);
+        workers_free(pool);
         return error_set(HTNN_ENOMEM, "out of memory for a batch of %zu rows", rows);
     }
     scratch_free(net);
+    net->workers = pool;
     net->arena = arena;
     net->iarena = iarena;
     net->scratch = scratch;

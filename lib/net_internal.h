@@ -83,8 +83,11 @@ struct htnn_net {
     float *arena;
     layer_scratch *scratch;  /* n_layers entries */
     float *grad_input;       /* G: rows x max input width */
-    float *conv_ws;          /* im2col workspace shared by conv layers */
-    size_t conv_ws_size;     /* its floats */
+    float *conv_ws;          /* im2col workspaces shared by conv layers, one per part */
+    size_t conv_ws_size;     /* floats of each */
+    float *gw_parts;         /* conv weight-gradient partials of parts 1.. */
+    size_t gw_parts_size;    /* floats of each */
+    struct workers *workers; /* helper threads (threads >= 2, conv nets), or NULL */
     int32_t *iarena;         /* max-pool arg-max indices */
     map_shape input_shape;   /* htnn_net_set_input_shape */
     htnn_targets targets;
@@ -120,6 +123,10 @@ void net_block(const htnn_net *net, size_t count, size_t *first, size_t *n);
 
 /* Applies the net's thread setting to the BLAS library. */
 void net_apply_threads(const htnn_net *net);
+
+/* While the net's own workers run single-threaded sgemms in parallel
+ * (on = 1), BLAS runs on one thread; on = 0 restores the net's setting. */
+void net_blas_alone(const htnn_net *net, int on);
 
 /* The layer's parameter count: weights plus biases (if it has them). */
 static inline size_t layer_param_count(const htnn_layer *layer)

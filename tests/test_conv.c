@@ -549,6 +549,56 @@ static void test_every_activation_learns(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* With threads = 2 the conv and pool work runs on the net's own worker
+ * thread: the same training twice gives the same bits, it learns, and its
+ * conv weights stay close to the single-threaded run's (the weight
+ * gradient is summed in two partials, so not bit for bit). */
+static void train_threads(int threads, float *w, size_t nw, double *acc)
+{
+    enum { N = 120 };
+    static float x[N * 64];
+    int32_t y[N];
+    make_bars(x, y, N);
+    htnn_net *net = image_net(1, 8, 8);
+    assert_int_equal(htnn_net_set_threads(net, threads), HTNN_OK);
+    htnn_conv2d_options co = HTNN_CONV2D_OPTIONS_INIT;
+    co.channels = 4;
+    assert_int_equal(htnn_net_add_conv2d(net, &co, NULL), HTNN_OK);
+    htnn_maxpool2d_options po = HTNN_MAXPOOL2D_OPTIONS_INIT;
+    po.activation = HTNN_ACT_SIGN;
+    assert_int_equal(htnn_net_add_maxpool2d(net, &po, NULL), HTNN_OK);
+    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
+    d.units = 2, d.activation = HTNN_ACT_IDENTITY;
+    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    htnn_optimizer_options oo = HTNN_OPTIMIZER_OPTIONS_INIT;
+    oo.learning_rate = 0.01f;
+    htnn_optimizer *opt;
+    assert_int_equal(htnn_optimizer_create(&oo, &opt), HTNN_OK);
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    fo.epochs = 15, fo.batch_size = 20;
+    assert_int_equal(htnn_net_fit(net, opt, NULL, x, y, N, &fo, NULL), HTNN_OK);
+    assert_int_equal(htnn_layer_get_weights(htnn_net_layer(net, 0), w, nw), HTNN_OK);
+    assert_int_equal(htnn_net_evaluate(net, x, y, N, NULL, acc), HTNN_OK);
+    assert_true((net->workers != NULL) == (threads > 1));
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
+}
+
+static void test_worker_threads(void **state)
+{
+    (void)state;
+    float w1[36], w2a[36], w2b[36];
+    double a1, a2a, a2b;
+    train_threads(1, w1, 36, &a1);
+    train_threads(2, w2a, 36, &a2a);
+    train_threads(2, w2b, 36, &a2b);
+    assert_memory_equal(w2a, w2b, sizeof w2a);
+    print_message("accuracy: 1 thread %.3f, 2 threads %.3f\n", a1, a2a);
+    assert_true(a2a == a2b && a2a > 0.9 && a1 > 0.9);
+    for (size_t i = 0; i < 36; i++)
+        assert_true(fabsf(w1[i] - w2a[i]) < 0.05f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_dense_files_stay_version_1),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_every_activation_learns),
+        cmocka_unit_test(test_worker_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,13 +147,13 @@ int main(int argc, char **argv)
     CHECK(ranks == 2);
     /* every way of summing: sharded or replicated optimizer step, blocking
      * or non-blocking (overlapped) sums */
-    for (int flags = 0; flags <= (HTNN_MPI_NONBLOCKING | HTNN_MPI_REPLICATED_STEP); flags++) {
+    for (int flags = 0; flags <= (HTNN_MPI_NONBLOCKING | HTNN_MPI_SHARDED_STEP); flags++) {
         if (my_rank == 0)
             printf("flags %d\n", flags);
         CHECK(htnn_mpi_reducer_create(MPI_COMM_WORLD, flags, &red) == HTNN_OK);
         CHECK((red->start_sum != NULL) == ((flags & HTNN_MPI_NONBLOCKING) != 0));
-        CHECK((red->allgather != NULL) == ((flags & HTNN_MPI_REPLICATED_STEP) == 0));
-        if (flags == HTNN_MPI_NONBLOCKING)
+        CHECK((red->allgather != NULL) == ((flags & HTNN_MPI_SHARDED_STEP) != 0));
+        if (flags == (HTNN_MPI_NONBLOCKING | HTNN_MPI_SHARDED_STEP))
             check_arguments(red);
         CHECK(htnn_mpi_reducer_reset_stats(red) == HTNN_OK);
         check_fit(red, DIST_MLP, 0);

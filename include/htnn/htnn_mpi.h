@@ -50,21 +50,22 @@ enum {
      *  (doc/distributed.md); worth trying on networks with asynchronous
      *  progress. */
     HTNN_MPI_NONBLOCKING = 1,
-    /** Every rank runs the whole optimizer step on the all-reduced
-     *  gradients.  Without this flag the reducer also provides
-     *  reduce_scatter_sum / allgather (MPI_Reduce_scatter,
-     *  MPI_Allgatherv), and htnn_net_fit shards the optimizer step: each
-     *  rank updates 1/ranks of every weight matrix and the weights are
-     *  gathered (htnn/reduce.h).  Same bytes on the wire, 1/ranks of the
-     *  optimizer's work; the results are the same. */
-    HTNN_MPI_REPLICATED_STEP = 2
+    /** Also provide reduce_scatter_sum / allgather (MPI_Reduce_scatter,
+     *  MPI_Allgatherv): htnn_net_fit then shards the optimizer step, each
+     *  rank updating 1/ranks of every weight matrix before the weights are
+     *  gathered (htnn/reduce.h).  Same bytes on the wire as the all-reduce
+     *  and 1/ranks of the optimizer's work, same results; but with 2 ranks
+     *  on one node Open MPI's reduce-scatter + all-gather cost about what
+     *  the optimizer work saved (doc/distributed.md), so it is off by
+     *  default; worth measuring with many ranks. */
+    HTNN_MPI_SHARDED_STEP = 2
 };
 
 /** Creates a reducer over the ranks of `comm` (collective over comm: every
  *  rank calls it).  The reducer works on MPI_Comm_dup(comm) and keeps
  *  reduction statistics (htnn_mpi_reducer_stats).  `flags`: 0 (blocking
- *  sums, sharded optimizer step in htnn_net_fit) or an OR of
- *  HTNN_MPI_NONBLOCKING and HTNN_MPI_REPLICATED_STEP.  Free it with htnn_mpi_reducer_free after the
+ *  all-reduces, every rank runs the whole optimizer step) or an OR of
+ *  HTNN_MPI_NONBLOCKING and HTNN_MPI_SHARDED_STEP.  Free it with htnn_mpi_reducer_free after the
  *  nets that use it are done training.
  *  HTNN_EINVAL: out NULL, comm MPI_COMM_NULL, unknown flags or MPI not
  *  initialised; HTNN_EIO: an MPI call failed; HTNN_ENOMEM. */

@@ -1,0 +1,30 @@
+#!/bin/bash
+# htnn train --mpi under mpiexec with 2 ranks: one report and one model
+# (rank 0's), a checkpoint per rank with the same contents, and the same
+# test accuracy as the same training in one process.
+# Usage: test_cli_mpi.sh MPIEXEC HTNN
+set -euo pipefail
+mpiexec=$1 htnn=$2
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] &&
+   [ -z "${HTNN_FASHION_MNIST_DIR:-}" ]; then
+    echo "Fashion-MNIST not installed: skipped"
+    exit 77
+fi
+args=(--fashion-mnist --limit 2000 --test-limit 2000 --epochs 2 --batch 50 --layers 64
+      --threads 1 --json --quiet)
+"$mpiexec" -n 2 "$htnn" train "${args[@]}" --mpi --out "$dir/mpi.htnn" \
+    --checkpoint "$dir/ck" > "$dir/mpi.json"
+"$htnn" train "${args[@]}" --out "$dir/one.htnn" > "$dir/one.json"
+test "$(grep -c '^{"command":"train"' "$dir/mpi.json")" -eq 1
+test -s "$dir/mpi.htnn"
+test ! -e "$dir/mpi.htnn.rank1"
+cmp "$dir/ck" "$dir/ck.rank1"
+acc() { sed 's/.*"test_accuracy":\([0-9.]*\).*/\1/' "$1"; }
+echo "test accuracy: 2 ranks $(acc "$dir/mpi.json"), 1 process $(acc "$dir/one.json")"
+/usr/bin/python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 0.002)" \
+    "$(acc "$dir/mpi.json")" "$(acc "$dir/one.json")"
+echo "1 passed"
