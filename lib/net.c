@@ -577,11 +577,21 @@ htnn_status htnn_layer_get_info(const htnn_layer *layer, htnn_layer_info *out)
     if (theirs < sizeof(size_t) || theirs > sizeof *out)
         return error_set(HTNN_EINVAL, "htnn_layer_get_info: bad struct_size %zu", theirs);
     const map_shape *i = &layer->shape_in, *o = &layer->shape_out;
-    htnn_layer_info info = {sizeof info, layer->kind, layer->index, layer->in, layer->out,
-                            layer->activation, layer->qrelu_bits, layer->loss,
-                            layer->weight_targets, layer->has_bias, layer->n_w,
-                            layer->binary_weights, i->c, i->h, i->w, o->c, o->h, o->w,
-                            layer->kh, layer->kw, layer->stride, layer->pad, layer->n_b};
+    htnn_layer_info info;
+    /* field by field over zeros: callers may compare whole structs, and an
+     * initialiser leaves the padding bytes indeterminate */
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    info.kind = layer->kind, info.index = layer->index;
+    info.in_width = layer->in, info.out_width = layer->out;
+    info.activation = layer->activation, info.qrelu_bits = layer->qrelu_bits;
+    info.loss = layer->loss, info.weight_targets = layer->weight_targets;
+    info.bias = layer->has_bias, info.weight_count = layer->n_w;
+    info.binary_weights = layer->binary_weights;
+    info.in_channels = i->c, info.in_height = i->h, info.in_columns = i->w;
+    info.out_channels = o->c, info.out_height = o->h, info.out_columns = o->w;
+    info.kernel_h = layer->kh, info.kernel_w = layer->kw;
+    info.stride = layer->stride, info.padding = layer->pad, info.bias_count = layer->n_b;
     memcpy((char *)out + sizeof(size_t), (char *)&info + sizeof(size_t),
            theirs - sizeof(size_t));
     return HTNN_OK;
