@@ -4,16 +4,21 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 /* One buffer per thread: errors on one thread never clobber another's. */
 static _Thread_local char last_error[512];
 
 htnn_status error_set(htnn_status status, const char *fmt, ...)
 {
+    /* formatted apart first: an argument may be the current message itself
+     * (a caller adding context to htnn_last_error()) */
+    char text[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof text);
     return status;
 }
 
