@@ -37,6 +37,8 @@ _Static_assert(sizeof(float) == sizeof(uint32_t), "float must be IEEE-754 binary
 /* Required section: one u32 htnn_binary_weights per layer (file-format.md);
  * written only when some layer has binary weights. */
 #define SECTION_BINARY_WEIGHTS 0x80000001u
+#define SECTION_INPUT_SHAPE 0x00000003u /* optional: the declared input map */
+#define INPUT_SHAPE_BYTES 24u
 #define MAX_QRELU_BITS 8
 #define TEMP_SUFFIX ".tmp.XXXXXX"
 #define NEW_FILE_MODE 0644
@@ -180,10 +182,20 @@ static int has_binary_layers(const htnn_net *net)
 }
 
 /* Total bytes of the serialised net, checked against MODEL_MAX_BYTES. */
+/* 1 and the shape when the net's input was declared as a feature map. */
+static int declared_shape(const htnn_net *net, size_t shape[3])
+{
+    if (htnn_net_get_input_shape(net, &shape[0], &shape[1], &shape[2]) != HTNN_OK)
+        return 0;
+    return shape[1] != 1 || shape[2] != 1;
+}
+
 static htnn_status model_bytes(const htnn_net *net, size_t *total)
 {
     uint64_t sum = HEADER_BYTES + RECORD_HEAD_BYTES + CRC_BYTES; /* + END */
-    size_t n = htnn_net_layer_count(net);
+    size_t n = htnn_net_layer_count(net), shape[3];
+    if (declared_shape(net, shape))
+        sum += RECORD_HEAD_BYTES + INPUT_SHAPE_BYTES;
     if (has_binary_layers(net) &&
         !add_bytes(&sum, RECORD_HEAD_BYTES + 4 * (uint64_t)n))
         return error_set(HTNN_ELIMIT, "save: too many layers");
@@ -300,6 +312,13 @@ static htnn_status write_model(const htnn_net *net, unsigned char *buf, size_t s
         }
         if (st != HTNN_OK)
             return st;
+    }
+    size_t shape[3];
+    if (declared_shape(net, shape)) {
+        put_u32(&w, SECTION_INPUT_SHAPE);
+        put_u64(&w, INPUT_SHAPE_BYTES);
+        for (int k = 0; k < 3; k++)
+            put_u64(&w, shape[k]);
     }
     put_u32(&w, SECTION_END);
     put_u64(&w, 0);
@@ -782,6 +801,25 @@ static htnn_status create_net(const model_header *h, const char *name, htnn_net 
     return st == HTNN_OK ? HTNN_OK : model_library_refused(st, name, "header");
 }
 
+/* The optional input-shape section (writers since 0.2 store a declared
+ * shape; without it the input is width x 1 x 1, or whatever the first
+ * conv, pool or batch-norm record says). */
+static htnn_status restore_input_shape(htnn_net *net, const unsigned char *data, size_t size,
+                                       const char *name)
+{
+    size_t at, length;
+    if (!model_find_section(data, size, SECTION_INPUT_SHAPE, &at, &length))
+        return HTNN_OK;
+    cursor c = {data, at + length, at};
+    uint64_t v[3];
+    if (length != INPUT_SHAPE_BYTES || !cursor_u64(&c, &v[0]) || !cursor_u64(&c, &v[1]) ||
+        !cursor_u64(&c, &v[2]) || !fits_size_t(v[0]) || !fits_size_t(v[1]) ||
+        !fits_size_t(v[2]))
+        return error_set(HTNN_EFORMAT, "%s: malformed input-shape section", name);
+    htnn_status st = htnn_net_set_input_shape(net, (size_t)v[0], (size_t)v[1], (size_t)v[2]);
+    return st == HTNN_OK ? HTNN_OK : model_library_refused(st, name, "input shape");
+}
+
 /* Second pass over a buffer check_structure accepted. */
 static htnn_status build_net(const unsigned char *data, size_t size, const char *name,
                              const model_header *h, htnn_net **out)
@@ -790,6 +828,8 @@ static htnn_status build_net(const unsigned char *data, size_t size, const char 
     htnn_status st = check_header(h, name);
     if (st == HTNN_OK)
         st = create_net(h, name, &net);
+    if (st == HTNN_OK)
+        st = restore_input_shape(net, data, size, name);
     cursor c = {data, size, HEADER_BYTES};
     uint64_t width = h->input_width;
     for (size_t i = 0; st == HTNN_OK && i < (size_t)h->layer_count; i++) {

@@ -306,6 +306,23 @@ htnn_status htnn_net_set_input_shape(htnn_net *net, size_t channels, size_t heig
     return HTNN_OK;
 }
 
+htnn_status htnn_net_get_input_shape(const htnn_net *net, size_t *channels, size_t *height,
+                                     size_t *width)
+{
+    if (net == NULL)
+        return error_set(HTNN_EINVAL, "htnn_net_get_input_shape: net is NULL");
+    map_shape in = net->input_shape;
+    if (in.c == 0)
+        in = (map_shape){net->input_width, 1, 1};
+    if (channels)
+        *channels = in.c;
+    if (height)
+        *height = in.h;
+    if (width)
+        *width = in.w;
+    return HTNN_OK;
+}
+
 /* The output feature map of a kernel / window over `in`, or an error. */
 static htnn_status window_shape(const htnn_net *net, map_shape in, size_t kh, size_t kw,
                                 size_t stride, size_t pad, size_t channels, map_shape *out)

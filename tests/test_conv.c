@@ -430,6 +430,33 @@ static void test_dense_files_stay_version_1(void **state)
     htnn_net_free(net);
 }
 
+/* A declared input shape survives save + load even when the first layer
+ * is dense (the conv records carry theirs anyway); undeclared, the input
+ * reads as width x 1 x 1. */
+static void test_input_shape_saved(void **state)
+{
+    (void)state;
+    htnn_net *net = image_net(3, 2, 4), *loaded = NULL;
+    size_t c, h, w;
+    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
+    d.units = 2;
+    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    void *buf;
+    size_t size;
+    assert_int_equal(htnn_net_save_buffer(net, &buf, &size), HTNN_OK);
+    assert_int_equal(htnn_net_load_buffer(buf, size, &loaded), HTNN_OK);
+    assert_int_equal(htnn_net_get_input_shape(loaded, &c, &h, &w), HTNN_OK);
+    assert_true(c == 3 && h == 2 && w == 4);
+    htnn_free(buf);
+    htnn_net_free(loaded);
+    htnn_net_free(net);
+    assert_int_equal(htnn_net_create(24, NULL, &net), HTNN_OK);
+    assert_int_equal(htnn_net_get_input_shape(net, &c, NULL, &w), HTNN_OK);
+    assert_true(c == 24 && w == 1);
+    assert_int_equal(htnn_net_get_input_shape(NULL, &c, &h, &w), HTNN_EINVAL);
+    htnn_net_free(net);
+}
+
 static void expect_error(htnn_status got, htnn_status want, const char *needle)
 {
     if (got != want)
@@ -609,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_gradients),
         cmocka_unit_test(test_convnet_save_load),
         cmocka_unit_test(test_dense_files_stay_version_1),
+        cmocka_unit_test(test_input_shape_saved),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_every_activation_learns),
         cmocka_unit_test(test_worker_threads),

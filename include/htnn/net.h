@@ -243,6 +243,12 @@ HTNN_API htnn_status htnn_net_add_dense(htnn_net *net,
 HTNN_API htnn_status htnn_net_set_input_shape(htnn_net *net, size_t channels,
                                               size_t height, size_t width);
 
+/** The net's input shape: as htnn_net_set_input_shape declared it, else
+ *  input_width x 1 x 1.  Any out-pointer may be NULL.  Saved in the model
+ *  file (an optional section) and restored by htnn_net_load.  Since 0.2. */
+HTNN_API htnn_status htnn_net_get_input_shape(const htnn_net *net, size_t *channels,
+                                              size_t *height, size_t *width);
+
 /** Appends a 2-d convolution over the previous layer's output feature map
  *  (im2col + sgemm).  Weights and biases are drawn from
  *  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_channels * kernel_h *

@@ -254,6 +254,7 @@ _PROTOTYPES = {
     "htnn_net_clone": (st, [vp, _p(vp)]),
     "htnn_net_add_dense": (st, [vp, _p(DenseOptions), _p(vp)]),
     "htnn_net_set_input_shape": (st, [vp, sz, sz, sz]),
+    "htnn_net_get_input_shape": (st, [vp, _p(sz), _p(sz), _p(sz)]),
     "htnn_net_add_conv2d": (st, [vp, _p(Conv2dOptions), _p(vp)]),
     "htnn_net_add_maxpool2d": (st, [vp, _p(MaxPool2dOptions), _p(vp)]),
     "htnn_net_add_batchnorm": (st, [vp, _p(BatchNormOptions), _p(vp)]),

@@ -566,7 +566,10 @@ class Net(Handle):
         set_input_shape (or a loaded model file), else (input_width, 1, 1)."""
         if self.layer_count:
             return self.layer(0).info.in_shape
-        return self._input_shape or (self.input_width, 1, 1)
+        c, h, w = ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_size_t()
+        check(lib.htnn_net_get_input_shape(self._h, ctypes.byref(c), ctypes.byref(h),
+                                           ctypes.byref(w)), "htnn_net_get_input_shape")
+        return (c.value, h.value, w.value)
 
     def _x(self, x, what="x"):
         """Inputs as count x input_width float32.  Arrays with more than 2
