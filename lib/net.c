@@ -682,6 +682,53 @@ htnn_status htnn_layer_set_bias(htnn_layer *layer, const float *src, size_t coun
     return HTNN_OK;
 }
 
+/* A batch-norm layer and `count` = its channels, or an error. */
+static htnn_status check_running_stats(const htnn_layer *layer, size_t count, const char *what)
+{
+    if (layer == NULL)
+        return error_set(HTNN_EINVAL, "%s: layer is NULL", what);
+    if (layer->kind != HTNN_LAYER_BATCHNORM)
+        return error_set(HTNN_ESTATE, "%s: layer %zu is not a batch-norm layer", what,
+                         layer->index);
+    if (count != layer->n_b)
+        return error_set(HTNN_ESHAPE, "%s: layer %zu has %zu channels, not %zu", what,
+                         layer->index, layer->n_b, count);
+    return HTNN_OK;
+}
+
+htnn_status htnn_layer_get_running_stats(const htnn_layer *layer, float *mean,
+                                         float *variance, size_t count)
+{
+    htnn_status st = check_running_stats(layer, count, "htnn_layer_get_running_stats");
+    if (st != HTNN_OK)
+        return st;
+    if (mean)
+        memcpy(mean, layer->run_mean, count * sizeof *mean);
+    if (variance)
+        memcpy(variance, layer->run_var, count * sizeof *variance);
+    return HTNN_OK;
+}
+
+htnn_status htnn_layer_set_running_stats(htnn_layer *layer, const float *mean,
+                                         const float *variance, size_t count)
+{
+    htnn_status st = check_running_stats(layer, count, "htnn_layer_set_running_stats");
+    if (st != HTNN_OK)
+        return st;
+    if (mean == NULL || variance == NULL)
+        return error_set(HTNN_EINVAL, "htnn_layer_set_running_stats: mean or variance is "
+                         "NULL");
+    int ok = all_finite(mean, count) && all_finite(variance, count);
+    for (size_t j = 0; ok && j < count; j++)
+        ok = variance[j] >= 0.0f;
+    if (!ok)
+        return error_set(HTNN_ENUMERIC, "htnn_layer_set_running_stats: layer %zu: a mean "
+                         "is not finite or a variance not finite and >= 0", layer->index);
+    memcpy(layer->run_mean, mean, count * sizeof *mean);
+    memcpy(layer->run_var, variance, count * sizeof *variance);
+    return HTNN_OK;
+}
+
 htnn_status htnn_layer_set_loss(htnn_layer *layer, int loss, int weight_targets)
 {
     if (layer == NULL)

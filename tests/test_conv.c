@@ -272,6 +272,16 @@ static void test_batchnorm_train_vs_eval(void **state)
         assert_true(fabs(bn->run_mean[ch] - 0.1 * mean) < 1e-5);
         assert_true(fabs(bn->run_var[ch] - (0.9 + 0.1 * var * r / (r - 1))) < 1e-5);
     }
+    /* the running statistics through the API, and their checks */
+    float rm[3], rv[3];
+    assert_int_equal(htnn_layer_get_running_stats(bn, rm, rv, 3), HTNN_OK);
+    assert_memory_equal(rm, bn->run_mean, sizeof rm);
+    assert_memory_equal(rv, bn->run_var, sizeof rv);
+    assert_int_equal(htnn_layer_get_running_stats(bn, rm, rv, 2), HTNN_ESHAPE);
+    rv[1] = -1.0f;
+    assert_int_equal(htnn_layer_set_running_stats(bn, rm, rv, 3), HTNN_ENUMERIC);
+    rv[1] = bn->run_var[1];
+    assert_int_equal(htnn_layer_set_running_stats(bn, rm, rv, 3), HTNN_OK);
     /* eval: (x - running mean) / sqrt(running var + eps) * gamma + beta */
     float gamma[3] = {0.5f, 2.0f, -1.0f}, beta[3] = {0.1f, -0.2f, 0.3f}, out[6 * 12];
     assert_int_equal(htnn_layer_set_weights(bn, gamma, 3), HTNN_OK);
@@ -508,6 +518,9 @@ static void test_bad_shapes(void **state)
     assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
     htnn_packed *p = NULL;
     expect_error(htnn_net_pack(net, &p), HTNN_EUNSUPPORTED, "not dense");
+    float stats[2];
+    expect_error(htnn_layer_get_running_stats(htnn_net_layer(net, 0), stats, stats, 2),
+                 HTNN_ESTATE, "not a batch-norm layer");
     htnn_net_free(net);
 }
 

@@ -321,6 +321,21 @@ HTNN_API htnn_status htnn_layer_set_bias(htnn_layer *layer, const float *src,
 HTNN_API htnn_status htnn_layer_set_loss(htnn_layer *layer, int loss,
                                          int weight_targets);
 
+/** Copies a batch-norm layer's running mean and variance (`count` =
+ *  channels = bias_count values each; either array may be NULL).
+ *  HTNN_ESTATE for other kinds of layer.  Since 0.2. */
+HTNN_API htnn_status htnn_layer_get_running_stats(const htnn_layer *layer,
+                                                  float *mean, float *variance,
+                                                  size_t count);
+
+/** Replaces a batch-norm layer's running statistics (to import a model
+ *  trained elsewhere); variances must be finite and >= 0, means finite
+ *  (HTNN_ENUMERIC).  Since 0.2. */
+HTNN_API htnn_status htnn_layer_set_running_stats(htnn_layer *layer,
+                                                  const float *mean,
+                                                  const float *variance,
+                                                  size_t count);
+
 /** Logits (pre-activations of the last layer) for `count` inputs:
  *  x is count x input_width, logits is count x output_width. */
 HTNN_API htnn_status htnn_net_predict_logits(htnn_net *net, const float *x,

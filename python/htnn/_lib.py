@@ -272,6 +272,8 @@ _PROTOTYPES = {
     "htnn_layer_get_bias": (st, [vp, vp, sz]),
     "htnn_layer_set_bias": (st, [vp, vp, sz]),
     "htnn_layer_set_loss": (st, [vp, c_int, c_int]),
+    "htnn_layer_get_running_stats": (st, [vp, vp, vp, sz]),
+    "htnn_layer_set_running_stats": (st, [vp, vp, vp, sz]),
     "htnn_net_predict_logits": (st, [vp, vp, sz, vp]),
     "htnn_net_predict": (st, [vp, vp, sz, vp]),
     "htnn_net_evaluate": (st, [vp, vp, vp, sz, _p(c_double), _p(c_double)]),

@@ -328,6 +328,27 @@ class Layer:
         check(lib.htnn_layer_set_bias(self._ptr, a.ctypes.data, a.size), "htnn_layer_set_bias")
         self._net._generation += 1
 
+    @property
+    def running_stats(self):
+        """A batch-norm layer's running (mean, variance), float32 arrays of
+        one value per channel; assign a pair to replace them (e.g. to import
+        a model trained elsewhere).  StateError for other kinds of layer."""
+        n = self.info.bias_count
+        mean, var = np.empty(n, np.float32), np.empty(n, np.float32)
+        check(lib.htnn_layer_get_running_stats(self._h(), mean.ctypes.data, var.ctypes.data, n),
+              "htnn_layer_get_running_stats")
+        return mean, var
+
+    @running_stats.setter
+    def running_stats(self, value):
+        mean, var = (float_array(v, "running_stats") for v in value)
+        n = self.info.bias_count
+        if mean.shape != (n,) or var.shape != (n,):
+            raise ShapeError("running_stats: expected two arrays of shape (%d,)" % n)
+        check(lib.htnn_layer_set_running_stats(self._h(), mean.ctypes.data, var.ctypes.data,
+                                               n), "htnn_layer_set_running_stats")
+        self._net._generation += 1
+
     def set_loss(self, loss, weight_targets=True):
         """Changes the per-layer loss and target weighting."""
         check(lib.htnn_layer_set_loss(self._h(), enum_value(Loss, loss, "loss"),

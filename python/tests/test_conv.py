@@ -546,3 +546,19 @@ def test_same_net_as_the_htnn_tool(tmp_path):
             for a, b in zip(net.layers, ref.layers):
                 np.testing.assert_array_equal(a.weights, b.weights)
         assert net.to_bytes() == out.read_bytes()
+
+
+def test_batchnorm_running_stats_round_trip():
+    net = htnn.Net(8, "bn,dense:2", input_shape=(2, 2, 2))
+    bn = net.layer(0)
+    mean, var = bn.running_stats
+    assert mean.tolist() == [0.0, 0.0] and var.tolist() == [1.0, 1.0]
+    bn.running_stats = (np.array([0.5, -1.0], np.float32), np.array([2.0, 0.25], np.float32))
+    mean, var = bn.running_stats
+    assert mean.tolist() == [0.5, -1.0] and var.tolist() == [2.0, 0.25]
+    with pytest.raises(htnn.NumericError):
+        bn.running_stats = (mean, np.array([-1.0, 1.0], np.float32))
+    with pytest.raises(htnn.StateError):
+        net.layer(1).running_stats
+    again = htnn.Net.from_bytes(net.to_bytes())
+    assert again.layer(0).running_stats[1].tolist() == [2.0, 0.25]
