@@ -34,28 +34,42 @@ size_t conv_workspace(const htnn_layer *l, size_t rows)
     return s * per;
 }
 
+/* Kernel row ky of output position (oy, ox): of its kw * in_c floats in
+ * the im2col row, `len` from offset `first` on lie inside the input, at
+ * input offset `at`; the rest is zero padding (len 0: all of it). */
+typedef struct window_row {
+    size_t first, len, at;
+} window_row;
+
+static window_row window_row_at(const htnn_layer *l, size_t oy, size_t ox, size_t ky)
+{
+    size_t c = l->shape_in.c, H = l->shape_in.h, W = l->shape_in.w;
+    long iy = (long)(oy * l->stride + ky) - (long)l->pad;
+    long ix0 = (long)(ox * l->stride) - (long)l->pad;
+    long lo = ix0 < 0 ? -ix0 : 0;
+    long hi = ix0 + (long)l->kw > (long)W ? (long)W - ix0 : (long)l->kw;
+    window_row r = {0, 0, 0};
+    if (iy < 0 || iy >= (long)H || hi <= lo)
+        return r;
+    r.first = (size_t)lo * c;
+    r.len = (size_t)(hi - lo) * c;
+    r.at = ((size_t)iy * W + (size_t)(ix0 + lo)) * c;
+    return r;
+}
+
 /* One example's im2col rows: for each output position, the kernel window
  * as kh runs of kw * in_c floats (zeros where it overhangs the input). */
 static void im2col(const htnn_layer *l, const float *x, float *col)
 {
-    size_t c = l->shape_in.c, H = l->shape_in.h, W = l->shape_in.w;
-    size_t oh = l->shape_out.h, ow = l->shape_out.w, kw = l->kw, run = kw * c;
-    for (size_t oy = 0; oy < oh; oy++)
+    size_t run = l->kw * l->shape_in.c, ow = l->shape_out.w;
+    for (size_t oy = 0; oy < l->shape_out.h; oy++)
         for (size_t ox = 0; ox < ow; ox++) {
             float *row = col + (oy * ow + ox) * l->wcols;
-            long ix0 = (long)(ox * l->stride) - (long)l->pad;
-            long lo = ix0 < 0 ? -ix0 : 0;
-            long hi = ix0 + (long)kw > (long)W ? (long)W - ix0 : (long)kw;
             for (size_t ky = 0; ky < l->kh; ky++, row += run) {
-                long iy = (long)(oy * l->stride + ky) - (long)l->pad;
-                if (iy < 0 || iy >= (long)H || hi <= lo) {
-                    memset(row, 0, run * sizeof *row);
-                    continue;
-                }
-                memset(row, 0, (size_t)lo * c * sizeof *row);
-                memcpy(row + (size_t)lo * c, x + ((size_t)iy * W + (size_t)(ix0 + lo)) * c,
-                       (size_t)(hi - lo) * c * sizeof *row);
-                memset(row + (size_t)hi * c, 0, (kw - (size_t)hi) * c * sizeof *row);
+                window_row r = window_row_at(l, oy, ox, ky);
+                memset(row, 0, r.first * sizeof *row);
+                memcpy(row + r.first, x + r.at, r.len * sizeof *row);
+                memset(row + r.first + r.len, 0, (run - r.first - r.len) * sizeof *row);
             }
         }
 }
@@ -63,22 +77,14 @@ static void im2col(const htnn_layer *l, const float *x, float *col)
 /* The adjoint of im2col: adds each window row back into g (one example). */
 static void col2im(const htnn_layer *l, const float *col, float *g)
 {
-    size_t c = l->shape_in.c, H = l->shape_in.h, W = l->shape_in.w;
-    size_t oh = l->shape_out.h, ow = l->shape_out.w, kw = l->kw, run = kw * c;
-    for (size_t oy = 0; oy < oh; oy++)
+    size_t run = l->kw * l->shape_in.c, ow = l->shape_out.w;
+    for (size_t oy = 0; oy < l->shape_out.h; oy++)
         for (size_t ox = 0; ox < ow; ox++) {
             const float *row = col + (oy * ow + ox) * l->wcols;
-            long ix0 = (long)(ox * l->stride) - (long)l->pad;
-            long lo = ix0 < 0 ? -ix0 : 0;
-            long hi = ix0 + (long)kw > (long)W ? (long)W - ix0 : (long)kw;
             for (size_t ky = 0; ky < l->kh; ky++, row += run) {
-                long iy = (long)(oy * l->stride + ky) - (long)l->pad;
-                if (iy < 0 || iy >= (long)H || hi <= lo)
-                    continue;
-                float *dst = g + ((size_t)iy * W + (size_t)(ix0 + lo)) * c;
-                const float *src = row + (size_t)lo * c;
-                for (size_t i = 0; i < (size_t)(hi - lo) * c; i++)
-                    dst[i] += src[i];
+                window_row r = window_row_at(l, oy, ox, ky);
+                for (size_t i = 0; i < r.len; i++)
+                    g[r.at + i] += row[r.first + i];
             }
         }
 }

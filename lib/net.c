@@ -327,21 +327,19 @@ htnn_status htnn_net_get_input_shape(const htnn_net *net, size_t *channels, size
 static htnn_status window_shape(const htnn_net *net, map_shape in, size_t kh, size_t kw,
                                 size_t stride, size_t pad, size_t channels, map_shape *out)
 {
-    size_t oh = window_out(in.h, kh, stride, pad), ow = window_out(in.w, kw, stride, pad);
     if (kh == 0 || kw == 0 || stride == 0)
         return error_set(HTNN_EINVAL, "layer %zu: kernel %zux%zu and stride %zu must be "
                          ">= 1", net->n_layers, kh, kw, stride);
-    /* padding only widens the output; a window larger than the map itself
-     * is a mistake (most often a missing htnn_net_set_input_shape) */
-    if (kh > in.h || kw > in.w)
-        oh = 0;
     if (pad >= kh || pad >= kw)
         return error_set(HTNN_EINVAL, "layer %zu: padding %zu must be smaller than the "
                          "kernel %zux%zu", net->n_layers, pad, kh, kw);
-    if (oh == 0 || ow == 0)
+    /* padding only widens the output; a window larger than the map itself
+     * is a mistake (most often a missing htnn_net_set_input_shape) */
+    if (kh > in.h || kw > in.w)
         return error_set(HTNN_ESHAPE, "layer %zu: window %zux%zu is larger than its "
                          "%zux%zu input (set the input shape with htnn_net_set_input_shape)",
                          net->n_layers, kh, kw, in.h, in.w);
+    size_t oh = window_out(in.h, kh, stride, pad), ow = window_out(in.w, kw, stride, pad);
     if (channels == 0 || channels > MAX_WIDTH || oh * ow > MAX_WIDTH / channels)
         return error_set(HTNN_EINVAL, "layer %zu: %zu channels of %zux%zu are not in 1..%zu "
                          "values", net->n_layers, channels, oh, ow, MAX_WIDTH);
