@@ -19,6 +19,14 @@ and the ratios the bars are stated in:
   pytorch-*     the peer's convnet at every thread setting of PEER_SETTINGS
                 (vs_peer uses the best of them); no sgemm roofline
   /usr/bin/python3 bench/compare.py --net convnet --limit 10000 --epochs 1 --reps 3
+
+--net binary-mlp compares the reference MLP with binary weights in every
+layer (--binary-weights scaled, the default, or sign; doc/binary.md):
+  htnn-t<n>     build/tools/htnn train --layers 512,512 --binary-weights MODE
+                (per --threads value)
+  pytorch       compare_pytorch.py --binary-weights MODE (torch 1 thread,
+                OpenBLAS as the system sets it, as for --net mlp); no roofline
+  /usr/bin/python3 bench/compare.py --net binary-mlp --epochs 2 --reps 3
 """
 import argparse
 import json
@@ -64,6 +72,22 @@ def convnet_configs(a, threads):
     return configs
 
 
+def binary_mlp_configs(a, threads):
+    tool = os.path.join(a.build, "tools", "htnn")
+    common = ["--epochs", str(a.epochs), "--seed", str(a.seed)]
+    limit = ["--limit", str(a.limit)] if a.limit else []
+    configs = [(f"htnn-t{t}", [tool, "train", "--fashion-mnist", "--layers", "512,512",
+                               "--binary-weights", a.binary_weights, "--threads", str(t),
+                               "--json", "--quiet", "--out",
+                               os.path.join(tempfile.gettempdir(), "htnn-compare.htnn")]
+                + common + limit) for t in threads]
+    if not a.no_peer:
+        configs.append(("pytorch", [sys.executable, os.path.join(HERE, "compare_pytorch.py"),
+                                    "--binary-weights", a.binary_weights, "--threads", "1"]
+                        + common + limit))
+    return configs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,14 +97,18 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-peer", action="store_true")
-    ap.add_argument("--net", choices=("mlp", "convnet"), default="mlp")
+    ap.add_argument("--net", choices=("mlp", "convnet", "binary-mlp"), default="mlp")
     ap.add_argument("--bn", action="store_true", help="convnet: with batch norm")
+    ap.add_argument("--binary-weights", choices=("scaled", "sign"), default="scaled",
+                    help="binary-mlp: the binary weights of every layer")
     ap.add_argument("--limit", type=int, default=0,
-                    help="convnet: train on the first N images (0: all)")
+                    help="convnet, binary-mlp: train on the first N images (0: all)")
     a = ap.parse_args()
     threads = [int(t) for t in a.threads.split(",")]
     if a.net == "convnet":
         return run_rounds(a, threads, convnet_configs(a, threads))
+    if a.net == "binary-mlp":
+        return run_rounds(a, threads, binary_mlp_configs(a, threads))
     tm = os.path.join(a.build, "bench", "train_mlp")
     configs = []
     for t in threads:
@@ -101,6 +129,7 @@ def run_rounds(a, threads, configs):
         for name, cmd in configs:
             for rec in run(cmd):
                 rec["rep"] = rep
+                rec["config"] = name  # the htnn tool's lines carry no name
                 print(json.dumps(rec), flush=True)
                 if "samples_per_sec" in rec:
                     results[name].append(rec)

@@ -19,6 +19,16 @@ machine*:
     Targets for layer d-1 come from the pre-update W[d], which is what a single
     backward pass computes.
   * --act relu: the full-precision ReLU baseline (ordinary back-propagation).
+  * --binary-weights scaled|sign: binary weights in every layer, as
+    `htnn train --binary-weights scaled|sign` (doc/binary.md, lib/dense.c):
+    latent float weights W (nn.Linear's init), forward
+        Z = (X B^T) * alpha + b,  B = sign(W) (sign(0) = -1),
+        alpha_j = mean_i |W[j][i]| (scaled) or 1 (sign), bias in float;
+    backward straight-through: dL/dW = dZ^T X is applied to the latent W
+    (the sign and alpha's dependence on W count as identity), the input
+    gradient is dZ (B * alpha); after every Adam step W is clipped to
+    [-1, 1].  "name" becomes "pytorch-binary-mlp".  --self-check verifies
+    this forward and backward against a numpy computation and exits.
   * Adam lr 1e-3, betas (0.9, 0.999), eps 1e-8; batch 100; 10 epochs;
     reshuffled every epoch; fixed seed (torch.manual_seed for the weights,
     numpy RandomState for the shuffles).  Weights and biases use nn.Linear's
@@ -62,6 +72,13 @@ Modes
   --smoke
       Tiny run for CI (train: --limit 2000 --epochs 1 --threads 1; sgemm:
       few iterations, threads 1).  Never assert on its timings.
+  --self-check
+      Checks the binary-weight layers (both modes) on a small net: each
+      layer's forward equals (h sign(W)^T) * alpha + b computed in numpy (and
+      differs from the float product h W^T + b), the gradients are the
+      straight-through ones, and an Adam step leaves W in [-1, 1].  Prints
+      {"name": "pytorch-binary-mlp-self-check", "ok": ..., "checks": [...]}
+      and exits 1 when a check fails.
 
 If torch cannot be imported the script says so on stderr, prints
 {"name": "pytorch-mlp", "skipped": "torch not available"} and exits 0
@@ -75,6 +92,8 @@ How to run
   /usr/bin/python3 bench/compare_pytorch.py --threads 1 --loss sste
   /usr/bin/python3 bench/compare_pytorch.py --threads 1 --act relu
   /usr/bin/python3 bench/compare_pytorch.py --mode sgemm --threads 1,2
+  /usr/bin/python3 bench/compare_pytorch.py --threads 1 --binary-weights scaled
+  /usr/bin/python3 bench/compare_pytorch.py --self-check
 
 Which numbers to compare
 ------------------------
@@ -200,11 +219,50 @@ if torch is not None:
             (z,) = ctx.saved_tensors
             return grad * (z.abs() < 1.0).to(grad.dtype)
 
+    class BinaryLinearFn(torch.autograd.Function):
+        """libhtnn's binary-weight dense layer: Z = (X B^T) * alpha + b in
+        that order (the scale after the product, as lib/dense.c), B =
+        sign(W) with sign(0) = -1; straight-through backward."""
+
+        @staticmethod
+        def forward(ctx, x, w, b, scaled):
+            bsign = (w > 0).to(w.dtype) * 2 - 1
+            alpha = w.abs().mean(dim=1) if scaled else torch.ones_like(b)
+            z = x @ bsign.t()
+            if scaled:
+                z = z * alpha
+            ctx.save_for_backward(x, bsign, alpha)
+            return z + b
+
+        @staticmethod
+        def backward(ctx, g):
+            x, bsign, alpha = ctx.saved_tensors
+            # dL/dX through the weights the forward used; dL/dW = dZ^T X on
+            # the latent weights (sign and alpha count as identity)
+            return g @ (bsign * alpha[:, None]), g.t() @ x, g.sum(dim=0), None
+
+    class BinaryLinear(torch.nn.Linear):
+        """nn.Linear's parameters and init as latent weights, forward with
+        their signs (mode "scaled" or "sign")."""
+
+        def __init__(self, a, b, mode):
+            super().__init__(a, b)
+            self.scaled = mode == "scaled"
+
+        def forward(self, x):
+            return BinaryLinearFn.apply(x, self.weight, self.bias, self.scaled)
+
+        def clip_latent(self):
+            with torch.no_grad():
+                self.weight.clamp_(-1.0, 1.0)
+
     class MLP(torch.nn.Module):
-        def __init__(self, act, loss, sizes=LAYERS):
+        def __init__(self, act, loss, sizes=LAYERS, binary="none"):
             super().__init__()
+            # every layer binary, as `htnn train --binary-weights`
             self.layers = torch.nn.ModuleList(
-                torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+                torch.nn.Linear(a, b) if binary == "none" else BinaryLinear(a, b, binary)
+                for a, b in zip(sizes[:-1], sizes[1:]))
             # nn.Linear's default init (weights and biases uniform
             # +-1/sqrt(fan_in)), as libhtnn does
             if act == "relu":
@@ -220,6 +278,13 @@ if torch is not None:
             for lin in self.layers[:-1]:
                 x = self.act(lin(x))
             return self.layers[-1](x)
+
+        def after_step(self):
+            """libhtnn clips binary layers' latent weights after each
+            optimizer step."""
+            for lin in self.layers:
+                if isinstance(lin, BinaryLinear):
+                    lin.clip_latent()
 
 
     class ConvNet(torch.nn.Module):
@@ -253,7 +318,11 @@ if torch is not None:
 def make_model(args):
     if args.net == "convnet":
         return ConvNet(args.act, args.loss, args.bn)
-    return MLP(args.act, args.loss)
+    return MLP(args.act, args.loss, binary=args.binary_weights)
+
+
+def model_name(args):
+    return "pytorch-binary-mlp" if args.binary_weights != "none" else "pytorch-" + args.net
 
 
 def make_optimizer(model):
@@ -266,6 +335,8 @@ def train_step(model, opt, xb, yb):
     loss = F.cross_entropy(model(xb), yb)  # mean over the batch
     loss.backward()
     opt.step()
+    if hasattr(model, "after_step"):
+        model.after_step()
     return loss
 
 
@@ -358,12 +429,13 @@ def run_train(args, threads, data):
         model.eval()
         acc = accuracy(model, xte, yte)
         epoch_acc.append(acc)
-        log(f"[{NAME} act={args.act} loss={args.loss} threads={threads}] "
+        log(f"[{model_name(args)} act={args.act} loss={args.loss} threads={threads}] "
             f"epoch {epoch + 1}/{args.epochs}: train loss {loss_sum / n:.4f} "
             f"test acc {acc:.4f} ({n / dt:.0f} samples/s)")
 
     return {
-        "name": "pytorch-" + args.net,
+        "name": model_name(args),
+        "binary_weights": args.binary_weights,
         "bn": bool(args.bn),
         "act": args.act,
         "loss": None if args.act == "relu" else args.loss,
@@ -379,6 +451,73 @@ def run_train(args, threads, data):
         "epoch_test_accuracy": epoch_acc,
         "seed": args.seed,
     }
+
+
+# --------------------------------------------------------------------------
+# Self-check of the binary-weight layers
+# --------------------------------------------------------------------------
+
+SELF_CHECK_SIZES = (30, 16, 12, 5)
+
+
+def _max_err(t, ref):
+    return float(np.abs(t.detach().double().numpy() - ref).max())
+
+
+def check_binary_layer(lin, mode, hin, check):
+    """One layer on inputs hin (rows): forward and straight-through
+    gradients against numpy in float64.  Returns the layer's z."""
+    where = f"{mode}, layer {lin.in_features}->{lin.out_features}"
+    hin = hin.detach().requires_grad_(True)
+    z = lin(hin)
+    w = lin.weight.detach().double().numpy()
+    b = lin.bias.detach().double().numpy()
+    h = hin.detach().double().numpy()
+    sign_w = np.where(w > 0, 1.0, -1.0)                    # sign(0) = -1
+    alpha = np.abs(w).mean(axis=1) if mode == "scaled" else np.ones(w.shape[0])
+    err = _max_err(z, (h @ sign_w.T) * alpha + b)
+    check(f"{where}: z = (h sign(W)^T) * alpha + b", err < 1e-4, err)
+    err = _max_err(z, h @ w.T + b)
+    check(f"{where}: z is not the float product h W^T + b", err > 1e-3, err)
+    r = torch.randn_like(z)
+    (z * r).sum().backward()
+    g = r.double().numpy()
+    err = _max_err(lin.weight.grad, g.T @ h)
+    check(f"{where}: dL/dW = dZ^T X (straight-through)", err < 1e-4, err)
+    err = _max_err(hin.grad, g @ (sign_w * alpha[:, None]))
+    check(f"{where}: dL/dX = dZ (sign(W) * alpha)", err < 1e-4, err)
+    lin.zero_grad(set_to_none=True)
+    return z.detach()
+
+
+def self_check(args):
+    """Both binary modes on a small sign MLP (SELF_CHECK_SIZES), layer by
+    layer on the activations the model itself produced, then one Adam step
+    from weights outside [-1, 1]."""
+    checks = []
+
+    def check(what, ok, value):
+        checks.append({"check": what, "ok": bool(ok), "value": value})
+        log(f"self-check {'ok  ' if ok else 'FAIL'} {what} ({value:.3g})")
+
+    torch.manual_seed(args.seed)
+    x = torch.rand(8, SELF_CHECK_SIZES[0])
+    y = torch.randint(0, SELF_CHECK_SIZES[-1], (8,))
+    for mode in ("scaled", "sign"):
+        model = MLP("sign", args.loss, sizes=SELF_CHECK_SIZES, binary=mode)
+        with torch.no_grad():
+            model.layers[0].weight[0, :3] = 0.0   # zero latent weights count as -1
+        h = x
+        for lin in model.layers:
+            h = model.act(check_binary_layer(lin, mode, h, check))
+        with torch.no_grad():
+            model.layers[1].weight[0, :2] = torch.tensor([3.0, -3.0])
+        train_step(model, make_optimizer(model), x, y)
+        wmax = max(float(lin.weight.abs().max()) for lin in model.layers)
+        check(f"{mode}: latent weights in [-1, 1] after an Adam step", wmax <= 1.0, wmax)
+    ok = all(c["ok"] for c in checks)
+    emit({"name": "pytorch-binary-mlp-self-check", "ok": ok, "checks": checks})
+    return 0 if ok else 1
 
 
 # --------------------------------------------------------------------------
@@ -458,6 +597,11 @@ def parse_args(argv):
                     help="the reference MLP or the paper's 4-layer convnet")
     ap.add_argument("--bn", action="store_true",
                     help="convnet: batch norm before each hidden activation")
+    ap.add_argument("--binary-weights", choices=("none", "scaled", "sign"), default="none",
+                    help="mlp: binary weights in every layer, as htnn train "
+                         "--binary-weights (scaled: sign(W) * mean|W| per unit)")
+    ap.add_argument("--self-check", action="store_true",
+                    help="check the binary-weight layers against numpy and exit")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None,
                     help="use only the first N training examples")
@@ -488,6 +632,8 @@ def parse_args(argv):
         ap.error("--blas-threads: expected 'same', 'auto' or a positive integer")
     if args.limit is not None and args.limit < 1:
         ap.error("--limit must be positive")
+    if args.binary_weights != "none" and args.net != "mlp":
+        ap.error("--binary-weights: --net mlp only")
     return args
 
 
@@ -530,6 +676,8 @@ def main(argv=None):
         emit({"name": NAME, "skipped": f"{what} not available"})
         return 0
 
+    if args.self_check:
+        return self_check(args)
     if len(args.thread_list) > 1 and not args.in_process:
         return run_children(argv, args.thread_list)
 

@@ -7,6 +7,10 @@
  *
  *   infer [--hidden N] [--reps R] [--samples N] [--threads T] [--smoke]
  *
+ * --threads T is the float net's thread setting (BLAS) and the packed
+ * net's own threads (htnn_packed_set_threads; "packed_threads" in the
+ * JSON is the value in use), so both engines get the same cores.
+ *
  * Inputs are Fashion-MNIST test images (HTNN_FASHION_MNIST_DIR or
  * /usr/share/datasets/fashion-mnist) scaled to [0, 1], or random 8-bit
  * pixels p/255 when the data set is missing.  The net is randomly
@@ -157,6 +161,8 @@ int main(int argc, char **argv)
     htnn_packed *p = NULL;
     if ((st = htnn_net_pack(net, &p)) != HTNN_OK)
         die(st, "pack");
+    if ((st = htnn_packed_set_threads(p, threads)) != HTNN_OK)
+        die(st, "packed threads");
     int32_t *cf = malloc(8192 * sizeof *cf), *cp = malloc(8192 * sizeof *cp);
     double *tf = malloc(reps * sizeof *tf), *tp = malloc(reps * sizeof *tp);
     static const size_t batches[] = {1, 256, 4096};
@@ -192,10 +198,12 @@ int main(int argc, char **argv)
                 same += cf[i] == cp[i];
             double sf = (double)total / median(tf, reps), sp = (double)total / median(tp, reps);
             printf("{\"bench\":\"infer\",\"net\":\"784-%zu-%zu-10\",\"weights\":\"%s\","
-                   "\"threads\":%d,\"batch\":%zu,\"samples\":%zu,\"kernel\":\"%s\","
+                   "\"threads\":%d,\"packed_threads\":%d,\"batch\":%zu,\"samples\":%zu,"
+                   "\"kernel\":\"%s\","
                    "\"float_samples_per_s\":%.1f,\"packed_samples_per_s\":%.1f,"
                    "\"ratio\":%.2f,\"identical_predictions\":%s,\"reps\":%zu}\n",
-                   hidden, hidden, model ? model : "binary-scaled", threads, batch, total,
+                   hidden, hidden, model ? model : "binary-scaled", threads,
+                   htnn_packed_threads(p), batch, total,
                    htnn_packed_kernel_name(kernels[ki]), sf, sp, sp / sf,
                    same == total ? "true" : "false", reps);
             fflush(stdout);

@@ -5,9 +5,11 @@
  *
  *   train_mpi train [--epochs N] [--limit N] [--batch B] [--threads T]
  *                   [--seed S] [--blocking 0|1] [--sharded 0|1] [--reducer 0|1]
- *                   [--sgd 0|1]
+ *                   [--sgd 0|1] [--shard-data 0|1]
  *       every rank loads the whole training set and trains its slice of
- *       every global batch of B; one rank alone trains without a reducer
+ *       every global batch of B (--shard-data 1: passes the fit only its
+ *       shard of the examples, htnn_fit_options.shard_first, and trains the
+ *       members of each global batch that fall in it); one rank alone trains without a reducer
  *       (the plain library) unless --reducer 1.  --blocking 0 uses the
  *       reducer's non-blocking sums (overlap); --sharded 1 shards the
  *       optimizer step over the ranks (HTNN_MPI_SHARDED_STEP); --sgd 1
@@ -34,13 +36,14 @@ typedef struct args {
     size_t epochs, limit, batch, reps;
     int threads, blocking, reducer, sgd, sharded;
     unsigned long long seed;
+    int shard_data;
 } args;
 
 static int rank, ranks;
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){argc > 1 ? argv[1] : "train", 1, 0, 100, 30, 1, 1, 0, 0, 0, 1};
+    *a = (args){argc > 1 ? argv[1] : "train", 1, 0, 100, 30, 1, 1, 0, 0, 0, 1, 0};
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--epochs")) a->epochs = strtoul(v, NULL, 10);
@@ -53,6 +56,7 @@ static int parse(int argc, char **argv, args *a)
         else if (!strcmp(k, "--reducer")) a->reducer = atoi(v);
         else if (!strcmp(k, "--sgd")) a->sgd = atoi(v);
         else if (!strcmp(k, "--sharded")) a->sharded = atoi(v);
+        else if (!strcmp(k, "--shard-data")) a->shard_data = atoi(v);
         else {
             if (rank == 0)
                 fprintf(stderr, "train_mpi: unknown option %s\n", k);
@@ -121,10 +125,16 @@ static int run_train(const args *a)
     htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
     fo.epochs = a->epochs;
     fo.batch_size = a->batch;
+    size_t first = 0, rows = n;
+    if (a->shard_data && use_reducer) {
+        htnn_mpi_shard(n, rank, ranks, &first, &rows);
+        fo.shard_first = first;
+        fo.shard_total = n;
+    }
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = MPI_Wtime();
-    htnn_status st = htnn_net_fit(net, opt, NULL, htnn_data_features(train),
-                                  htnn_data_labels(train), n, &fo, NULL);
+    htnn_status st = htnn_net_fit(net, opt, NULL, htnn_data_features(train) + first * 784,
+                                  htnn_data_labels(train) + first, rows, &fo, NULL);
     double secs = MPI_Wtime() - t0, acc = 0.0;
     htnn_mpi_stats stats = HTNN_MPI_STATS_INIT;
     if (red)
@@ -142,12 +152,12 @@ static int run_train(const args *a)
     MPI_Reduce(&stats.seconds, &comm_min, 1, MPI_DOUBLE, MPI_MIN, 0, MPI_COMM_WORLD);
     if (rank == 0)
         printf("{\"name\":\"htnn-mlp-mpi\",\"ranks\":%d,\"threads\":%d,\"reducer\":%d,"
-               "\"overlap\":%d,\"sharded\":%d,\"batch\":%zu,\"epochs\":%zu,\"train_samples\":%zu,"
+               "\"overlap\":%d,\"sharded\":%d,\"shard_data\":%d,\"batch\":%zu,\"epochs\":%zu,\"train_samples\":%zu,"
                "\"seconds\":%.3f,\"samples_per_sec\":%.1f,\"comm_seconds_min\":%.3f,"
                "\"comm_seconds_max\":%.3f,\"comm_share_min\":%.3f,\"comm_share_max\":%.3f,"
                "\"reductions\":%llu,\"floats_reduced\":%llu,\"test_accuracy\":%.4f}\n",
                ranks, a->threads, use_reducer, use_reducer && !a->blocking,
-               use_reducer && a->sharded, a->batch,
+               use_reducer && a->sharded, use_reducer && a->shard_data, a->batch,
                a->epochs, n, slowest, (double)(n * a->epochs) / slowest, comm_min, comm_max,
                comm_min / slowest, comm_max / slowest, (unsigned long long)stats.calls,
                (unsigned long long)stats.values, acc);

@@ -44,16 +44,36 @@ static uint64_t hash_words(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+/* A shard's part of the hash of a sharded training set: the sum (modulo
+ * 2^64) over its examples of a hash of each one with its global index.
+ * Sums add up over the ranks (net_reduce_u64) to the same value whatever
+ * the shards, where a hash of the concatenation would need them all. */
+static uint64_t shard_hash(const float *x, const int32_t *labels, size_t first, size_t count,
+                           size_t width)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t g = (uint64_t)(first + i);
+        uint32_t index[2] = {(uint32_t)g, (uint32_t)(g >> 32)};
+        uint64_t h = hash_words(FNV_BASIS, index, 2);
+        sum += hash_words(hash_words(h, x + i * width, width), labels + i, 1);
+    }
+    return sum;
+}
+
 void fit_fingerprint_init(fit_fingerprint *fp, const float *x, const int32_t *labels,
                           size_t count, size_t width, const htnn_fit_options *o)
 {
-    fp->count = count;
+    fp->count = o->shard_total ? o->shard_total : count;
     fp->width = width;
     fp->batch_size = o->batch_size;
     fp->epochs = o->epochs;
     fp->shuffle = (uint32_t)o->shuffle;
-    fp->data_hash = hash_words(hash_words(0xcbf29ce484222325ull, x, count * width), labels,
-                               count);
+    fp->data_hash = o->shard_total
+                        ? shard_hash(x, labels, o->shard_first, count, width)
+                        : hash_words(hash_words(FNV_BASIS, x, count * width), labels, count);
 }
 
 size_t fit_batches(const fit_fingerprint *fp)
@@ -373,8 +393,8 @@ static htnn_status check_fingerprint(const fit_fingerprint *theirs, const fit_fi
         return refuse(path, "shuffle", theirs->shuffle, ours->shuffle);
     if (theirs->data_hash != ours->data_hash)
         return error_set(HTNN_ESTATE, "%s: the checkpoint was written for other training data "
-                         "(same count and width, other values or labels); refusing to "
-                         "resume", path);
+                         "(same count and width, other values or labels; or by a sharded fit "
+                         "for an unsharded one, or the reverse); refusing to resume", path);
     return HTNN_OK;
 }
 

@@ -29,7 +29,10 @@ typedef struct fit_fingerprint {
     uint64_t data_hash;    /* of x's bit patterns and the labels */
 } fit_fingerprint;
 
-/* The fingerprint of a fit (hashing x and labels: one pass over them). */
+/* The fingerprint of a fit (hashing x and labels: one pass over them).
+ * count: the examples x holds.  A sharded fit (o->shard_total > 0) records
+ * shard_total examples and only this shard's part of the data hash: the
+ * fit sums the parts over the ranks (net_reduce_u64) into data_hash. */
 void fit_fingerprint_init(fit_fingerprint *fp, const float *x, const int32_t *labels,
                           size_t count, size_t width, const htnn_fit_options *o);
 

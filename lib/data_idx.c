@@ -4,7 +4,10 @@
  * that many big-endian u32 dimensions, then the elements in row-major order.
  * Both headers are read and every size is checked against the other file and
  * against the file size before the feature array is allocated, so a corrupt
- * or hostile header fails cleanly instead of asking for gigabytes.
+ * or hostile header fails cleanly instead of asking for gigabytes.  A part
+ * of the examples (htnn_data_load_idx_rows, for one rank of a data-parallel
+ * fit) is found by seeking in a plain file; a gzip stream is decompressed up
+ * to the part's end.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <limits.h>
@@ -368,16 +371,53 @@ static size_t convert_float(const unsigned char *b, size_t n, float *dst)
     return SIZE_MAX;
 }
 
-/* Reads the payload chunk by chunk, converting straight into dst. */
-static htnn_status read_features(idx_file *f, const idx_header *h, int scale,
-                                 float *dst)
+/* Moves n bytes on: a seek in a plain file (its size was checked against
+ * the header, so the target exists); gzip streams and pipes cannot seek and
+ * are read through. */
+static htnn_status idx_skip(idx_file *f, size_t n, const char *what)
 {
     unsigned char buf[IDX_CHUNK];
-    size_t total = h->count * h->width, per = IDX_CHUNK / h->elem_bytes;
-    for (size_t done = 0; done < total;) {
-        size_t n = total - done < per ? total - done : per, bad;
-        htnn_status st = read_exact(f, buf, n * h->elem_bytes, "data");
+    if (n == 0)
+        return HTNN_OK;
+    if (f->fp != NULL && f->disk_size >= 0 && f->peek_pos == f->npeek &&
+        n <= (size_t)LONG_MAX && fseek(f->fp, (long)n, SEEK_CUR) == 0) {
+        f->pos += n;
+        return HTNN_OK;
+    }
+    if (f->fp != NULL)
+        clearerr(f->fp);   /* a failed seek must not read as a read error */
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < IDX_CHUNK ? n - done : IDX_CHUNK;
+        htnn_status st = read_exact(f, buf, k, what);
         if (st != HTNN_OK)
+            return st;
+        done += k;
+    }
+    return HTNN_OK;
+}
+
+/* The examples [first, first + count) of a file's n_total. */
+typedef struct idx_rows {
+    size_t first, count;
+} idx_rows;
+
+/* Checks what follows the rows when they end the file: a part that stops
+ * earlier leaves the rest unread (and unchecked, in a gzip stream). */
+static htnn_status end_of_rows(idx_file *f, const idx_rows *rows, size_t n_total)
+{
+    return rows->first + rows->count == n_total ? check_end(f) : HTNN_OK;
+}
+
+/* Reads the rows' values chunk by chunk, converting straight into dst. */
+static htnn_status read_features(idx_file *f, const idx_header *h, int scale,
+                                 const idx_rows *rows, float *dst)
+{
+    unsigned char buf[IDX_CHUNK];
+    size_t total = rows->count * h->width, per = IDX_CHUNK / h->elem_bytes;
+    htnn_status st = idx_skip(f, rows->first * h->width * h->elem_bytes, "data");
+    for (size_t done = 0; done < total && st == HTNN_OK;) {
+        size_t n = total - done < per ? total - done : per, bad;
+        if ((st = read_exact(f, buf, n * h->elem_bytes, "data")) != HTNN_OK)
             return st;
         if (h->type == IDX_UBYTE) {
             convert_ubyte(buf, n, scale, dst + done);
@@ -385,38 +425,39 @@ static htnn_status read_features(idx_file *f, const idx_header *h, int scale,
             bad += done;
             return error_set(HTNN_ENUMERIC, "%s: value %zu of example %zu is "
                              "NaN or infinite", f->path, bad % h->width,
-                             bad / h->width);
+                             rows->first + bad / h->width);
         }
         done += n;
     }
-    return check_end(f);
+    return st == HTNN_OK ? end_of_rows(f, rows, h->count) : st;
 }
 
-/* Reads one unsigned-byte label per example. */
-static htnn_status read_labels(idx_file *f, size_t count, int32_t *dst)
+/* Reads one unsigned-byte label per example of the rows. */
+static htnn_status read_labels(idx_file *f, const idx_rows *rows, size_t n_total,
+                               int32_t *dst)
 {
     unsigned char buf[IDX_CHUNK];
-    for (size_t done = 0; done < count;) {
-        size_t n = count - done < IDX_CHUNK ? count - done : IDX_CHUNK;
-        htnn_status st = read_exact(f, buf, n, "labels");
-        if (st != HTNN_OK)
+    htnn_status st = idx_skip(f, rows->first, "labels");
+    for (size_t done = 0; done < rows->count && st == HTNN_OK;) {
+        size_t n = rows->count - done < IDX_CHUNK ? rows->count - done : IDX_CHUNK;
+        if ((st = read_exact(f, buf, n, "labels")) != HTNN_OK)
             return st;
         for (size_t i = 0; i < n; i++)
             dst[done + i] = buf[i];
         done += n;
     }
-    return check_end(f);
+    return st == HTNN_OK ? end_of_rows(f, rows, n_total) : st;
 }
 
-static htnn_status check_load_args(const char *images_path, int scale,
-                                   htnn_data **out)
+static htnn_status check_load_args(const char *fn, const char *images_path,
+                                   int scale, htnn_data **out)
 {
     if (images_path == NULL || out == NULL)
-        return error_set(HTNN_EINVAL, "htnn_data_load_idx: %s is NULL",
+        return error_set(HTNN_EINVAL, "%s: %s is NULL", fn,
                          images_path == NULL ? "images_path" : "out");
     if (scale != HTNN_SCALE_NONE && scale != HTNN_SCALE_UNIT)
-        return error_set(HTNN_EINVAL, "htnn_data_load_idx: scale %d is not an "
-                         "htnn_scale", scale);
+        return error_set(HTNN_EINVAL, "%s: scale %d is not an htnn_scale", fn,
+                         scale);
     return HTNN_OK;
 }
 
@@ -430,14 +471,36 @@ static void set_shape(htnn_data *d, const idx_header *h)
     data_set_shape(d, dims[0], dims[1], dims[2]);
 }
 
-htnn_status htnn_data_load_idx(const char *images_path,
-                               const char *labels_path, int scale,
-                               htnn_data **out)
+/* A part of the file's examples: rows NULL means all of them; an explicit
+ * range must be a non-empty part of the n the header declares. */
+static htnn_status choose_rows(const idx_file *f, const idx_header *h,
+                               const idx_rows *want, idx_rows *rows)
+{
+    if (want == NULL) {
+        *rows = (idx_rows){0, h->count};
+        return HTNN_OK;
+    }
+    if (want->count == 0 || want->first > h->count ||
+        want->count > h->count - want->first)
+        return error_set(HTNN_EINVAL, "htnn_data_load_idx_rows: examples [%zu, "
+                         "%zu + %zu) are not a non-empty part of the %zu "
+                         "examples of %s", want->first, want->first,
+                         want->count, h->count, f->path);
+    *rows = *want;
+    return HTNN_OK;
+}
+
+/* Both loaders: headers checked (each file against its size, the labels
+ * against the images), then only the wanted rows allocated and read. */
+static htnn_status load_idx(const char *fn, const char *images_path,
+                            const char *labels_path, int scale,
+                            const idx_rows *want, htnn_data **out)
 {
     idx_file img = {.disk_size = -1}, lab = {.disk_size = -1};
     idx_header ih, lh;
+    idx_rows rows = {0, 0};
     htnn_data *d = NULL;
-    htnn_status st = check_load_args(images_path, scale, out);
+    htnn_status st = check_load_args(fn, images_path, scale, out);
     if (st != HTNN_OK)
         return st;
     st = idx_open(&img, images_path);
@@ -446,11 +509,13 @@ htnn_status htnn_data_load_idx(const char *images_path,
     if (st == HTNN_OK && labels_path != NULL)
         st = open_labels(&lab, labels_path, ih.count, &lh);
     if (st == HTNN_OK)
-        st = data_alloc(ih.count, ih.width, &d);
+        st = choose_rows(&img, &ih, want, &rows);
     if (st == HTNN_OK)
-        st = read_features(&img, &ih, scale, htnn_data_features(d));
+        st = data_alloc(rows.count, ih.width, &d);
+    if (st == HTNN_OK)
+        st = read_features(&img, &ih, scale, &rows, htnn_data_features(d));
     if (st == HTNN_OK && labels_path != NULL)
-        st = read_labels(&lab, ih.count, data_labels_mut(d));
+        st = read_labels(&lab, &rows, ih.count, data_labels_mut(d));
     idx_close(&img);
     idx_close(&lab);
     if (st != HTNN_OK) {
@@ -461,4 +526,38 @@ htnn_status htnn_data_load_idx(const char *images_path,
     data_update_class_count(d);
     *out = d;
     return HTNN_OK;
+}
+
+htnn_status htnn_data_load_idx(const char *images_path,
+                               const char *labels_path, int scale,
+                               htnn_data **out)
+{
+    return load_idx("htnn_data_load_idx", images_path, labels_path, scale, NULL,
+                    out);
+}
+
+htnn_status htnn_data_load_idx_rows(const char *images_path,
+                                    const char *labels_path, int scale,
+                                    size_t first, size_t count, htnn_data **out)
+{
+    idx_rows want = {first, count};
+    return load_idx("htnn_data_load_idx_rows", images_path, labels_path, scale,
+                    &want, out);
+}
+
+htnn_status htnn_data_idx_count(const char *path, size_t *count)
+{
+    idx_file f;
+    idx_header h;
+    htnn_status st;
+    if (path == NULL || count == NULL)
+        return error_set(HTNN_EINVAL, "htnn_data_idx_count: %s is NULL",
+                         path == NULL ? "path" : "count");
+    st = idx_open(&f, path);
+    if (st == HTNN_OK)
+        st = read_header(&f, &h);
+    idx_close(&f);
+    if (st == HTNN_OK)
+        *count = h.count;
+    return st;
 }

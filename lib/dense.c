@@ -37,14 +37,14 @@ void dense_binary_scales(int mode, const float *w, size_t in, size_t out,
     }
 }
 
-void dense_binarize(htnn_layer *layer)
+void dense_binarize_rows(htnn_layer *layer, size_t first, size_t n)
 {
-    layer->bin_fresh = 1;
     if (!layer->binary_weights)
         return;
-    size_t in = layer->wcols, out = layer->wrows;
-    dense_binary_scales(layer->binary_weights, layer->w, in, out, layer->alpha);
-    for (size_t j = 0; j < out; j++) {
+    size_t in = layer->wcols;
+    dense_binary_scales(layer->binary_weights, layer->w + first * in, in, n,
+                        layer->alpha + first);
+    for (size_t j = first; j < first + n; j++) {
         const float *w = layer->w + j * in;
         float *s = layer->wsign + j * in, *q = layer->wq + j * in, a = layer->alpha[j];
         for (size_t i = 0; i < in; i++) {
@@ -54,14 +54,25 @@ void dense_binarize(htnn_layer *layer)
     }
 }
 
-void dense_clip_latent(htnn_layer *layer)
+void dense_binarize(htnn_layer *layer)
 {
-    size_t n = layer->n_w;
-    float *w = layer->w;
+    layer->bin_fresh = 1;
+    dense_binarize_rows(layer, 0, layer->wrows);
+}
+
+void dense_clip_latent_rows(htnn_layer *layer, size_t first, size_t n)
+{
+    size_t in = layer->wcols;
+    float *w = layer->w + first * in;
     if (!layer->binary_weights)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n * in; i++)
         w[i] = w[i] > 1.0f ? 1.0f : (w[i] < -1.0f ? -1.0f : w[i]);
+}
+
+void dense_clip_latent(htnn_layer *layer)
+{
+    dense_clip_latent_rows(layer, 0, layer->wrows);
 }
 
 /* z[i][j] *= alpha[j]. */

@@ -19,8 +19,15 @@ void dense_binary_scales(int mode, const float *w, size_t in, size_t out,
  * for float weights). */
 void dense_binarize(htnn_layer *layer);
 
+/* The same for rows [first, first + n) of W only (the trainer's threads
+ * each refresh their own rows); leaves bin_fresh alone. */
+void dense_binarize_rows(htnn_layer *layer, size_t first, size_t n);
+
 /* Clips the latent weights of a binary-weight layer to [-1, 1]. */
 void dense_clip_latent(htnn_layer *layer);
+
+/* The same for rows [first, first + n) of W. */
+void dense_clip_latent_rows(htnn_layer *layer, size_t first, size_t n);
 
 /* z[i][j] *= alpha[j] for m rows of n (the per-unit scales of binary
  * weights). */

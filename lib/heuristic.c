@@ -40,18 +40,31 @@ htnn_status htnn_heuristic_create(const htnn_heuristic_ops *ops, void *state,
 
 /* G == 0 gives target 0 with weight 0: the unit's input did not matter. */
 HTNN_CLONES
-static htnn_status loss_set_targets(void *state, const htnn_layer_view *view, float *t,
-                                    float *w)
+static void loss_targets(const float *g, float *t, float *w, size_t n)
 {
-    (void)state;
-    size_t n = view->batch * view->in_width;
-    const float *g = view->grad_input;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         t[i] = gi < 0.0f ? 1.0f : (gi > 0.0f ? -1.0f : 0.0f);
         w[i] = gi < 0.0f ? -gi : gi;
     }
+}
+
+void heuristic_loss_targets(const float *g, float *t, float *w, size_t n)
+{
+    loss_targets(g, t, w, n);
+}
+
+static htnn_status loss_set_targets(void *state, const htnn_layer_view *view, float *t,
+                                    float *w)
+{
+    (void)state;
+    loss_targets(view->grad_input, t, w, view->batch * view->in_width);
     return HTNN_OK;
+}
+
+int heuristic_is_loss(const htnn_heuristic *h)
+{
+    return h->ops.set_targets == loss_set_targets;
 }
 
 /* Immutable, so sharing one instance between nets and threads is safe. */

@@ -21,6 +21,14 @@ struct htnn_heuristic {
 /* The built-in loss-driven heuristic, used when the caller passes NULL. */
 const htnn_heuristic *heuristic_builtin_loss(void);
 
+/* 1 for the loss-driven heuristic (built in, or from
+ * htnn_heuristic_create_loss): its targets are elementwise in G, so the
+ * trainer may compute them in slices on its own threads. */
+int heuristic_is_loss(const htnn_heuristic *h);
+
+/* The loss-driven targets of n entries of G: t = -sign(g), w = |g|. */
+void heuristic_loss_targets(const float *g, float *t, float *w, size_t n);
+
 /* h->reserve, when the heuristic has one. */
 htnn_status heuristic_reserve(const htnn_heuristic *h, size_t rows, size_t in, size_t out);
 

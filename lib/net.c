@@ -752,17 +752,13 @@ typedef struct arena_plan {
     size_t floats, ints, max_in, conv_ws, conv_nw, parts;
 } arena_plan;
 
-/* Slices of the layer work: the thread setting for nets with conv or pool
- * layers (their im2col and pooling run on the net's own workers), else 1
- * (dense layers leave threading to BLAS). */
+/* Slices of the layer work: the thread setting (conv and pool layers run
+ * their im2col and pooling on the net's own workers, and dense nets their
+ * whole training step, train_mt.c). */
 static size_t wanted_parts(const htnn_net *net)
 {
     size_t t = net->opts.threads > 1 ? (size_t)net->opts.threads : 1;
-    for (size_t i = 0; t > 1 && i < net->n_layers; i++)
-        if (net->layers[i]->kind == HTNN_LAYER_CONV2D ||
-            net->layers[i]->kind == HTNN_LAYER_MAXPOOL2D)
-            return t < WORKERS_MAX ? t : WORKERS_MAX;
-    return 1;
+    return t < WORKERS_MAX ? t : WORKERS_MAX;
 }
 
 static htnn_status plan_arena(const htnn_net *net, size_t rows, arena_plan *plan)
@@ -827,7 +823,9 @@ htnn_status net_reserve(htnn_net *net, size_t rows)
         return st;
     if (plan.parts > 1 && (st = workers_create(plan.parts, &pool)) != HTNN_OK)
         return st;
-    float *arena = mem_malloc(plan.floats * sizeof *arena);
+    /* zeroed: the targets of real-valued layers, which nobody sets, read
+     * as "no target, weight 0" (htnn_targets_get) */
+    float *arena = mem_calloc(plan.floats, sizeof *arena);
     int32_t *iarena = plan.ints ? mem_malloc(plan.ints * sizeof *iarena) : NULL;
     layer_scratch *scratch = mem_malloc((net->n_layers + 1) * sizeof *scratch);
     if (arena == NULL || scratch == NULL || (plan.ints && iarena == NULL)) {

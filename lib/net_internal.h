@@ -117,6 +117,13 @@ static inline int net_distributed_step(const htnn_net *net)
  * void (the forward pass). */
 htnn_status net_reduce_sum(htnn_net *net, float *values, size_t count);
 
+/* Most 64-bit integers net_reduce_u64 sums in one call. */
+#define NET_REDUCE_U64_MAX 8
+
+/* Sums n <= NET_REDUCE_U64_MAX unsigned 64-bit integers over the ranks,
+ * exactly (modulo 2^64), through the reducer's float sums (lib/reduce.c). */
+htnn_status net_reduce_u64(htnn_net *net, uint64_t *values, size_t n);
+
 /* This rank's block [*first, *first + *n) of an array of `count` values
  * (htnn_reducer.reduce_scatter_sum): floor(r*count/P) .. floor((r+1)*count/P). */
 void net_block(const htnn_net *net, size_t count, size_t *first, size_t *n);

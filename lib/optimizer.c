@@ -239,12 +239,26 @@ void optimizer_update_weights(htnn_optimizer *opt, htnn_layer *layer, size_t fir
                  opt->o.weight_decay);
 }
 
-void optimizer_update_bias(htnn_optimizer *opt, htnn_layer *layer)
+static void update_bias_range(htnn_optimizer *opt, htnn_layer *layer, size_t first, size_t n)
 {
     size_t nw = layer->n_w, total = nw + layer->n_b;
     if (layer->has_bias)
-        update_array(opt, layer->b, layer->gb, opt->layer_state[layer->index] + nw,
-                     layer->n_b, total, 0.0f);
+        update_array(opt, layer->b + first, layer->gb + first,
+                     opt->layer_state[layer->index] + nw + first, n, total, 0.0f);
+}
+
+void optimizer_update_bias(htnn_optimizer *opt, htnn_layer *layer)
+{
+    update_bias_range(opt, layer, 0, layer->n_b);
+}
+
+void optimizer_update_rows(htnn_optimizer *opt, htnn_layer *layer, size_t first, size_t n)
+{
+    size_t in = layer->wcols;
+    optimizer_update_weights(opt, layer, first * in, n * in);
+    update_bias_range(opt, layer, first, n);
+    dense_clip_latent_rows(layer, first, n);
+    dense_binarize_rows(layer, first, n);
 }
 
 void optimizer_finish_weights(htnn_layer *layer)

@@ -36,6 +36,11 @@ void optimizer_update_weights(htnn_optimizer *opt, htnn_layer *layer, size_t fir
 void optimizer_update_bias(htnn_optimizer *opt, htnn_layer *layer);
 void optimizer_finish_weights(htnn_layer *layer);
 
+/* A dense layer's units [first, first + n): their rows of W, their biases,
+ * and (binary weights) their clipping and re-binarising.  The trainer's
+ * threads each update their own units (train_mt.c). */
+void optimizer_update_rows(htnn_optimizer *opt, htnn_layer *layer, size_t first, size_t n);
+
 /* The layer's per-weight moment arrays (SGD momentum; Adam m, v): their
  * count (0 to 2), and each one's first weight's slot in moments[k]. */
 size_t optimizer_weight_moments(htnn_optimizer *opt, const htnn_layer *layer,

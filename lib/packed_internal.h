@@ -9,9 +9,17 @@
 
 #include "htnn/packed.h"
 #include "packed_kernels.h"
+#include "workers.h"
 
 /* Rows per forward chunk; the scratch buffers hold this many examples. */
 #define PACKED_CHUNK 256
+/* Rows per block: thread slices are whole blocks, and the first layer's
+ * 8-bit test and every sgemm call cover one block, aligned to the start of
+ * the call.  A row's result then never depends on the slicing: sgemm's
+ * summation order depends on its row count with OpenBLAS (doc/binary.md,
+ * section 3), and one non-8-bit row sends its whole block to the float
+ * path. */
+#define PACKED_BLOCK 64
 /* Widest layer (same limit as the net's, so sgemm sizes fit an int). */
 #define PACKED_MAX_WIDTH ((size_t)1 << 24)
 
@@ -35,18 +43,25 @@ typedef struct packed_layer {
     int32_t *thr_q[2];      /* +1 iff S >= thr_q for u8 inputs p/256, p/255 */
 } packed_layer;
 
+/* Scratch for PACKED_CHUNK rows: one per thread. */
+typedef struct packed_scratch {
+    uint8_t *q;             /* quantised inputs, chunk x stride8 of layer 0 */
+    uint64_t *bits[2];      /* activations, chunk x max words */
+    float *fx;              /* +-1 activations as floats, chunk x max in */
+    float *fz;              /* pre-activations, chunk x max out */
+    int32_t *acc;           /* integer sums, chunk x max out */
+} packed_scratch;
+
 struct htnn_packed {
     size_t input_width, n_layers;
     int output;             /* htnn_output */
     int kernel;             /* htnn_packed_kernel in use */
     const packed_kernels *k;
     packed_layer *layers;
-    /* scratch for PACKED_CHUNK rows, allocated by packed_finish */
-    uint8_t *q;             /* quantised inputs, chunk x stride8 of layer 0 */
-    uint64_t *bits[2];      /* activations, chunk x max words */
-    float *fx;              /* +-1 activations as floats, chunk x max in */
-    float *fz;              /* pre-activations, chunk x max out */
-    int32_t *acc;           /* integer sums, chunk x max out */
+    int threads;            /* 1 .. HTNN_PACKED_MAX_THREADS */
+    workers *pool;          /* threads - 1 helpers; NULL for 1 thread */
+    /* [0] allocated by packed_finish, [1, threads) by set_threads */
+    packed_scratch scratch[HTNN_PACKED_MAX_THREADS];
 };
 
 /* A packed net with n_layers zeroed layers (no arrays yet). */

@@ -3,6 +3,7 @@
  * use of it is in train.c (gradients, loss) and batchnorm.c (statistics).
  * SPDX-License-Identifier: MIT */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +61,31 @@ htnn_status net_reduce_sum(htnn_net *net, float *values, size_t count)
                                        count, net->reducer.ranks, why);
     }
     return st == HTNN_OK ? HTNN_OK : net->reduce_status;
+}
+
+/* A float holds integers exactly up to 2^24: a byte summed over at most
+ * 65,793 ranks stays below it. */
+#define BYTE_SUM_MAX_RANKS 65536
+
+htnn_status net_reduce_u64(htnn_net *net, uint64_t *values, size_t n)
+{
+    float bytes[8 * NET_REDUCE_U64_MAX];
+    if (n > NET_REDUCE_U64_MAX || net->reducer.ranks > BYTE_SUM_MAX_RANKS)
+        return error_set(HTNN_ELIMIT, "summing %zu integers over %d ranks: at most %d "
+                         "integers and %d ranks", n, net->reducer.ranks,
+                         NET_REDUCE_U64_MAX, BYTE_SUM_MAX_RANKS);
+    /* the reducer sums floats: each integer travels as its 8 bytes, whose
+     * sums are exact, and the carries between them are added back here */
+    for (size_t i = 0; i < 8 * n; i++)
+        bytes[i] = (float)(values[i / 8] >> (8 * (i % 8)) & 0xffu);
+    htnn_status st = net_reduce_sum(net, bytes, 8 * n);
+    if (st != HTNN_OK)
+        return st;
+    for (size_t i = 0; i < n; i++)
+        values[i] = 0;
+    for (size_t i = 0; i < 8 * n; i++)  /* wraps modulo 2^64 like the sum it is */
+        values[i / 8] += (uint64_t)bytes[i] << (8 * (i % 8));
+    return HTNN_OK;
 }
 
 void net_block(const htnn_net *net, size_t count, size_t *first, size_t *n)

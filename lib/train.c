@@ -22,6 +22,7 @@
 #include "optimizer_internal.h"
 #include "options.h"
 #include "snapshot.h"
+#include "train_mt.h"
 
 static htnn_layer_view make_view(const htnn_net *net, size_t d, size_t m)
 {
@@ -48,22 +49,25 @@ static void targets_from_outputs(const htnn_layer *below, const float *z, float 
     }
 }
 
-/* dL/dZ of the layer below: its per-layer loss towards the targets for a
- * hard-threshold layer; plain back-propagation G * g'(Z) for a real one. */
-static void below_loss_grad(const htnn_layer *below, layer_scratch *sb, const float *g,
-                            size_t n)
+void below_loss_grad(const htnn_layer *below, const float *z, const float *t, const float *tw,
+                     const float *g, float *dz, size_t n)
 {
     if (activation_is_hard(below->activation)) {
-        loss_grad_weighted(below->loss, below->activation, !below->weight_targets, sb->z,
-                           sb->t, sb->tw, sb->dz, n);
+        loss_grad_weighted(below->loss, below->activation, !below->weight_targets, z, t, tw,
+                           dz, n);
         return;
     }
     if (below->activation == HTNN_ACT_RELU) {
         for (size_t i = 0; i < n; i++)
-            sb->dz[i] = sb->z[i] > 0.0f ? g[i] : 0.0f;
+            dz[i] = z[i] > 0.0f ? g[i] : 0.0f;
         return;
     }
-    memcpy(sb->dz, g, n * sizeof *g);
+    memcpy(dz, g, n * sizeof *g);
+}
+
+static void below_grad(const htnn_layer *below, layer_scratch *sb, const float *g, size_t n)
+{
+    below_loss_grad(below, sb->z, sb->t, sb->tw, g, sb->dz, n);
 }
 
 static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, size_t d,
@@ -74,7 +78,7 @@ static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, siz
     size_t n = m * below->out;
     if (!activation_is_hard(below->activation)) {
         /* real-valued units take no targets: plain back-propagation */
-        below_loss_grad(below, sb, net->grad_input, n);
+        below_grad(below, sb, net->grad_input, n);
         return HTNN_OK;
     }
     if (!h->writes_all)
@@ -85,7 +89,7 @@ static htnn_status set_targets_below(htnn_net *net, const htnn_heuristic *h, siz
         st = heuristic_check_targets(h, d, sb->t, sb->tw, n);
     if (st != HTNN_OK)
         return st;
-    below_loss_grad(below, sb, net->grad_input, n);
+    below_grad(below, sb, net->grad_input, n);
     return HTNN_OK;
 }
 
@@ -271,16 +275,22 @@ static htnn_status train_step(htnn_net *net, htnn_optimizer *opt, const htnn_heu
                               double *loss, size_t *correct)
 {
     htnn_status st;
+    int mt = train_mt_usable(net, h);
     net->step_rows = rows;
     net->reduce_status = HTNN_OK;
-    net_forward(net, x, m);
+    if (mt)
+        train_mt_forward(net, x, m);
+    else
+        net_forward(net, x, m);
     *loss = output_score(net, labels, m, 1, correct);
     if ((st = reduce_score(net, loss, correct)) == HTNN_OK && !isfinite(*loss))
         st = error_set(HTNN_ENUMERIC, "training loss became %g", *loss);
     if (st == HTNN_OK) {
         net->targets.batch = m;
         optimizer_begin_step(opt);
-        if ((st = backward(net, opt, h, x, m)) != HTNN_OK)
+        if (mt)
+            train_mt_backward(net, opt, x, m);
+        else if ((st = backward(net, opt, h, x, m)) != HTNN_OK)
             net->targets.batch = 0;
     }
     net->step_rows = 0;
@@ -394,6 +404,23 @@ static htnn_status fit_state_init(fit_state *fs, size_t count, size_t rows, size
     return HTNN_OK;
 }
 
+/* x holds examples [shard_first, shard_first + count) of shard_total; alone,
+ * a net has no other rank to train the rest. */
+static htnn_status check_shard(const htnn_net *net, size_t count, const htnn_fit_options *o)
+{
+    if (o->shard_total == 0 && o->shard_first == 0)
+        return HTNN_OK;
+    if (o->shard_first > o->shard_total || count > o->shard_total - o->shard_first)
+        return error_set(HTNN_EINVAL, "htnn_net_fit: the shard [%zu, %zu + %zu) is not a "
+                         "part of the %zu examples of shard_total", o->shard_first,
+                         o->shard_first, count, o->shard_total);
+    if (!distributed(net) && count != o->shard_total)
+        return error_set(HTNN_EINVAL, "htnn_net_fit: a shard of %zu of the %zu examples "
+                         "needs a reducer (htnn_net_set_reducer): alone, a net trains the "
+                         "whole set", count, o->shard_total);
+    return HTNN_OK;
+}
+
 static htnn_status check_fit(htnn_net *net, htnn_optimizer *opt, const float *x,
                              const int32_t *labels, size_t count, const htnn_fit_options *o)
 {
@@ -407,7 +434,8 @@ static htnn_status check_fit(htnn_net *net, htnn_optimizer *opt, const float *x,
         (o->checkpoint_path != NULL && o->checkpoint_path[0] == '\0'))
         return error_set(HTNN_EINVAL, "htnn_net_fit: resume must be 0 or 1 and needs a "
                          "checkpoint_path, which must not be empty");
-    if ((st = net_check_batch(net, x, labels, count)) != HTNN_OK)
+    if ((st = net_check_batch(net, x, labels, count)) != HTNN_OK ||
+        (st = check_shard(net, count, o)) != HTNN_OK)
         return st;
     if (o->val_count == 0)
         return HTNN_OK;
@@ -418,32 +446,15 @@ static htnn_status check_fit(htnn_net *net, htnn_optimizer *opt, const float *x,
     return HTNN_OK;
 }
 
-/* The batch's inputs: a slice of x when unshuffled, else gathered rows. */
-static const float *batch_inputs(const fit_state *fs, const float *x, const int32_t *labels,
-                                 size_t width, size_t first, size_t m, int shuffle,
-                                 const int32_t **yb)
-{
-    if (!shuffle) {
-        *yb = labels + first;
-        return x + first * width;
-    }
-    for (size_t i = 0; i < m; i++) {
-        size_t k = fs->order[first + i];
-        memcpy(fs->xb + i * width, x + k * width, width * sizeof *x);
-        fs->yb[i] = labels[k];
-    }
-    *yb = fs->yb;
-    return fs->xb;
-}
-
 /* One htnn_net_fit call: its inputs, buffers, position, checkpoints and
  * the snapshots it returns to when training diverges. */
 typedef struct fit_run {
     htnn_net *net;
     htnn_optimizer *opt;
     const htnn_heuristic *h;
-    const float *x;
-    const int32_t *labels;
+    const float *x;        /* examples [shard_first, shard_first + shard_rows) */
+    const int32_t *labels; /* of the training set's `count` (all of them unsharded) */
+    size_t shard_first, shard_rows;
     size_t count, bs, batches;
     htnn_fit_options o;
     fit_state fs;
@@ -495,6 +506,37 @@ static void rank_slice(const htnn_reducer *red, size_t m, size_t *lo, size_t *hi
     *hi = m * (rank + 1) / ranks;
 }
 
+/* This rank's rows of the global batch at [first, first + m) of the
+ * epoch's order, *rows of them: with the whole set on every rank, its
+ * slice of the batch (rank_slice); with a shard, the batch's examples that
+ * fall in it.  Shuffled, they are gathered; unshuffled, they are
+ * consecutive examples, a slice of x. */
+static const float *batch_inputs(const fit_run *r, size_t first, size_t m, size_t *rows,
+                                 const int32_t **yb)
+{
+    size_t lo = 0, hi = m, w = r->net->input_width, end = r->shard_first + r->shard_rows;
+    if (r->o.shard_total == 0)
+        rank_slice(&r->net->reducer, m, &lo, &hi);
+    if (!r->o.shuffle) {
+        size_t a = first + lo > r->shard_first ? first + lo : r->shard_first;
+        size_t b = first + hi < end ? first + hi : end;
+        *rows = b > a ? b - a : 0;
+        a = *rows ? a - r->shard_first : 0;
+        *yb = r->labels + a;
+        return r->x + a * w;
+    }
+    *rows = 0;
+    for (size_t i = lo; i < hi; i++) {
+        size_t k = r->fs.order[first + i] - r->shard_first;  /* wraps below the shard */
+        if (k >= r->shard_rows)
+            continue;
+        memcpy(r->fs.xb + *rows * w, r->x + k * w, w * sizeof *r->x);
+        r->fs.yb[(*rows)++] = r->labels[k];
+    }
+    *yb = r->fs.yb;
+    return r->fs.xb;
+}
+
 /* Data-parallel with a progress callback: the fit stops after this batch
  * if the callback asked for it on any rank (a signal that reaches the
  * ranks at different times must not leave some of them training alone). */
@@ -513,13 +555,11 @@ static htnn_status run_batch(fit_run *r, size_t b, int *stop)
 {
     fit_position *pos = &r->pos;
     size_t first = b * r->bs, m = r->count - first < r->bs ? r->count - first : r->bs, right;
-    size_t lo, hi;
-    rank_slice(&r->net->reducer, m, &lo, &hi);
+    size_t rows;
     const int32_t *yb;
-    const float *xb = batch_inputs(&r->fs, r->x, r->labels, r->net->input_width, first + lo,
-                                   hi - lo, r->o.shuffle, &yb);
+    const float *xb = batch_inputs(r, first, m, &rows, &yb);
     double loss;
-    htnn_status st = train_step(r->net, r->opt, r->h, xb, yb, hi - lo, m, &loss, &right);
+    htnn_status st = train_step(r->net, r->opt, r->h, xb, yb, rows, m, &loss, &right);
     if (st != HTNN_OK)
         return st;
     guard_confirm(&r->guard);
@@ -623,24 +663,107 @@ static void fit_end(fit_run *r)
     guard_free(&r->guard);
 }
 
+/* first + (first + 1) + ... + (first + n - 1), modulo 2^64. */
+static uint64_t index_sum(uint64_t first, uint64_t n)
+{
+    uint64_t pairs = n % 2 ? n * ((n - 1) / 2) : n / 2 * (n - 1);
+    return n * first + pairs;
+}
+
+/* *all = 1 if ok holds on every rank: one small sum, so that all ranks
+ * decide alike (a rank that fails alone would leave the others waiting in
+ * a sum it never joins). */
+static htnn_status all_ranks(htnn_net *net, int ok, int *all)
+{
+    float bad = ok ? 0.0f : 1.0f;
+    htnn_status st = net_reduce_sum(net, &bad, 1);
+    *all = st == HTNN_OK && bad == 0.0f;
+    return st;
+}
+
+/* A data-parallel fit first checks that the ranks' data fit together:
+ * every rank holds the whole set (the same count), or every rank a shard of
+ * the same total and the shards add up to it (their sizes and the sums of
+ * their example indices: shards that all start at 0 fail).  Otherwise the
+ * ranks would train wrong batches silently, or some wait in a sum the others
+ * never reach; two small sums make every rank fail alike.  The first also
+ * adds up the shards' parts of the data fingerprint of a checkpoint. */
+static htnn_status agree_on_data(fit_run *r)
+{
+    uint64_t ranks = (uint64_t)r->net->reducer.ranks, total = r->count;
+    int sharded = r->o.shard_total != 0;
+    uint64_t v[5] = {(uint64_t)sharded, r->shard_rows, total,
+                     index_sum(r->shard_first, r->shard_rows), r->fp.data_hash};
+    htnn_status st = net_reduce_u64(r->net, v, 5);
+    if (st != HTNN_OK)
+        return st;
+    int ok = v[2] == ranks * total &&
+             (sharded ? v[0] == ranks && v[1] == total && v[3] == index_sum(0, total)
+                      : v[0] == 0), all;
+    if ((st = all_ranks(r->net, ok, &all)) != HTNN_OK)
+        return st;
+    if (!all)
+        return error_set(HTNN_EINVAL, "htnn_net_fit: the %d ranks' training data do not fit "
+                         "together: every rank must pass the whole set (the same count), or "
+                         "every rank a shard of the same shard_total, the shards tiling it "
+                         "(this rank: examples [%zu, %zu + %zu) of %zu)",
+                         r->net->reducer.ranks, r->shard_first, r->shard_first,
+                         r->shard_rows, sharded ? r->count : 0);
+    if (sharded)
+        r->fp.data_hash = v[4];
+    return HTNN_OK;
+}
+
+/* Resuming data-parallel, every rank must continue from the same point: a
+ * rank without its checkpoint file starts afresh, and one that refused its
+ * file stops, which would leave the others training other batches or
+ * waiting.  st: this rank's resume. */
+static htnn_status agree_on_resume(fit_run *r, htnn_status st)
+{
+    uint64_t ranks = (uint64_t)r->net->reducer.ranks, at = r->pos.result.batches_run;
+    uint64_t sum = at;
+    int all = 0;
+    htnn_status red = net_reduce_u64(r->net, &sum, 1);
+    if (red == HTNN_OK)
+        red = all_ranks(r->net, st == HTNN_OK && sum == ranks * at, &all);
+    if (st != HTNN_OK || red != HTNN_OK)
+        return st != HTNN_OK ? st : red;
+    if (!all)
+        return error_set(HTNN_ESTATE, "htnn_net_fit: resuming, the %d ranks do not all "
+                         "continue from the same point (this rank: after %zu batches; a rank "
+                         "without its checkpoint file starts afresh): give every rank a copy "
+                         "of the checkpoint", r->net->reducer.ranks,
+                         r->pos.result.batches_run);
+    return HTNN_OK;
+}
+
 /* Buffers, the checkpoint to resume, and the first snapshot (the fit's
  * start is a good state by definition). */
 static htnn_status fit_start(fit_run *r)
 {
     const htnn_reducer *red = &r->net->reducer;
     size_t ranks = red->allreduce_sum ? (size_t)red->ranks : 1;
-    size_t rows = (r->bs + ranks - 1) / ranks;  /* the largest share of a batch */
-    htnn_status st = prepare(r->net, r->opt, r->h, rows);
+    /* the largest share of a batch: a shard may hold a whole batch */
+    size_t rows = r->o.shard_total ? (r->bs < r->shard_rows ? r->bs : r->shard_rows)
+                                   : (r->bs + ranks - 1) / ranks;
+    htnn_status st = HTNN_OK;
+    if (r->o.checkpoint_path != NULL)
+        fit_fingerprint_init(&r->fp, r->x, r->labels, r->shard_rows, r->net->input_width,
+                             &r->o);
+    if (distributed(r->net))
+        st = agree_on_data(r);
+    if (st == HTNN_OK)
+        st = prepare(r->net, r->opt, r->h, rows);
     if (st == HTNN_OK)
         st = fit_state_init(&r->fs, r->count, rows, r->net->input_width);
     if (st != HTNN_OK)
         return st;
-    if (r->o.checkpoint_path != NULL)
-        fit_fingerprint_init(&r->fp, r->x, r->labels, r->count, r->net->input_width, &r->o);
     st = guard_init(&r->guard, r->net, r->opt, r->o.shuffle ? r->count : 0);
     if (st == HTNN_OK && r->o.resume)
         st = checkpoint_resume(r->o.checkpoint_path, r->net, r->opt, &r->fp, &r->pos,
                                r->fs.order);
+    if (r->o.resume && distributed(r->net))
+        st = agree_on_resume(r, st);
     if (st == HTNN_OK)
         st = guard_take(&r->guard, r->net, r->opt, &r->pos, r->fs.order);
     if (st == HTNN_OK)
@@ -662,9 +785,10 @@ htnn_status htnn_net_fit(htnn_net *net, htnn_optimizer *opt, htnn_heuristic *heu
         (st = check_fit(net, opt, x, labels, count, &r.o)) != HTNN_OK)
         return st;
     r.net = net, r.opt = opt, r.h = heuristic_or_default(heuristic);
-    r.x = x, r.labels = labels, r.count = count;
-    r.bs = r.o.batch_size < count ? r.o.batch_size : count;
-    r.batches = (count + r.bs - 1) / r.bs;
+    r.x = x, r.labels = labels, r.shard_first = r.o.shard_first, r.shard_rows = count;
+    r.count = r.o.shard_total ? r.o.shard_total : count;
+    r.bs = r.o.batch_size < r.count ? r.o.batch_size : r.count;
+    r.batches = (r.count + r.bs - 1) / r.bs;
     net->shard_step = 1;
     st = fit_start(&r);
     while (st == HTNN_OK && r.pos.epoch < r.o.epochs && !r.pos.result.stopped)

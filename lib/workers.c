@@ -1,11 +1,14 @@
-/* A fork-join pool: helpers wait on `go` for a new generation, run their
- * slice, and the last to finish signals `done`.  Plain pthread condition
- * variables: no spinning, so an idle net costs nothing and a busy machine
- * is not made busier.
+/* A fork-join pool: helpers wait for a new generation, run their slice,
+ * and the last to finish signals `done`.  A training step forks a few
+ * times per layer, milliseconds apart, so waiting first spins briefly
+ * (tens of microseconds) before sleeping on a condition variable: a
+ * sleeping thread takes longer to wake than the gap between two jobs,
+ * while an idle net still costs nothing.
  * SPDX-License-Identifier: MIT */
 #include "workers.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -16,41 +19,63 @@ typedef struct helper {
     pthread_t tid;
 } helper;
 
+/* Polls of a spinning wait before it sleeps. */
+#define SPIN_POLLS 4000
+
 struct workers {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned long generation; /* bumped once per job */
-    size_t pending;           /* helpers still running the current job */
-    int quit;
+    atomic_ulong generation;  /* bumped once per job (and to quit) */
+    atomic_size_t pending;    /* helpers still running the current job */
+    atomic_int quit;
     work_fn fn;
     void *arg;
     size_t parts, started;
     helper helpers[WORKERS_MAX];
 };
 
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spins until the generation differs from `seen`; 0 if it did not. */
+static int spin_for_job(workers *w, unsigned long seen)
+{
+    for (int i = 0; i < SPIN_POLLS; i++) {
+        if (atomic_load_explicit(&w->generation, memory_order_acquire) != seen)
+            return 1;
+        cpu_relax();
+    }
+    return 0;
+}
+
 static void *helper_main(void *p)
 {
     helper *h = p;
     workers *w = h->pool;
     /* generation 0 is the state at creation: a job started before this
-     * thread first takes the lock is still seen as new */
+     * thread first looks is still seen as new */
     unsigned long seen = 0;
-    pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->generation == seen && !w->quit)
-            pthread_cond_wait(&w->go, &w->mu);
-        if (w->quit)
+        if (!spin_for_job(w, seen)) {
+            pthread_mutex_lock(&w->mu);
+            while (atomic_load(&w->generation) == seen)
+                pthread_cond_wait(&w->go, &w->mu);
+            pthread_mutex_unlock(&w->mu);
+        }
+        if (atomic_load(&w->quit))
             break;
-        seen = w->generation;
-        work_fn fn = w->fn;
-        void *arg = w->arg;
-        pthread_mutex_unlock(&w->mu);
-        fn(arg, h->part, w->parts);
-        pthread_mutex_lock(&w->mu);
-        if (--w->pending == 0)
+        seen = atomic_load(&w->generation);
+        w->fn(w->arg, h->part, w->parts);
+        if (atomic_fetch_sub(&w->pending, 1) == 1) {
+            pthread_mutex_lock(&w->mu);
             pthread_cond_signal(&w->done);
+            pthread_mutex_unlock(&w->mu);
+        }
     }
-    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
@@ -83,7 +108,8 @@ void workers_free(workers *w)
     if (w == NULL)
         return;
     pthread_mutex_lock(&w->mu);
-    w->quit = 1;
+    atomic_store(&w->quit, 1);
+    atomic_fetch_add(&w->generation, 1);
     pthread_cond_broadcast(&w->go);
     pthread_mutex_unlock(&w->mu);
     for (size_t i = 1; i <= w->started; i++)
@@ -102,16 +128,21 @@ void workers_run(workers *w, work_fn fn, void *arg)
         fn(arg, 0, 1);
         return;
     }
+    /* fn and arg are published by the generation's release */
     pthread_mutex_lock(&w->mu);
     w->fn = fn;
     w->arg = arg;
-    w->pending = w->parts - 1;
-    w->generation++;
+    atomic_store(&w->pending, w->parts - 1);
+    atomic_fetch_add_explicit(&w->generation, 1, memory_order_release);
     pthread_cond_broadcast(&w->go);
     pthread_mutex_unlock(&w->mu);
     fn(arg, 0, w->parts);
+    for (int i = 0; i < SPIN_POLLS && atomic_load(&w->pending) != 0; i++)
+        cpu_relax();
+    if (atomic_load(&w->pending) == 0)
+        return;
     pthread_mutex_lock(&w->mu);
-    while (w->pending != 0)
+    while (atomic_load(&w->pending) != 0)
         pthread_cond_wait(&w->done, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }

@@ -1,9 +1,10 @@
 /* Internal: a net's own worker threads, for the layer work OpenBLAS cannot
- * parallelise (im2col, col2im, max-pooling) and for conv sgemms too small
- * to split well inside BLAS.  With htnn_net_options.threads = T >= 2 a net
- * keeps T - 1 helper threads, created when its scratch arena is sized and
- * joined by htnn_net_free; they sleep on a condition variable between
- * jobs.  Work is cut into `parts` fixed slices, slice p always on the same
+ * parallelise (im2col, col2im, max-pooling, the elementwise passes and the
+ * optimizer of a dense step) and for sgemms too small to split well inside
+ * BLAS.  With htnn_net_options.threads = T >= 2 a net keeps T - 1 helper
+ * threads, created when its scratch arena is sized and joined by
+ * htnn_net_free; between jobs they spin briefly, then sleep on a
+ * condition variable.  Work is cut into `parts` fixed slices, slice p always on the same
  * thread, so results depend on the thread count but never on timing.
  * SPDX-License-Identifier: MIT */
 #ifndef HTNN_LIB_WORKERS_H

@@ -120,11 +120,13 @@ static double dist_max_diff(const float *a, const float *b, size_t n)
 }
 
 /* The fit every rank and the single-process reference run: 3 epochs of
- * batch DIST_BATCH, shuffled, Adam; then, alone (without the reducer), one
- * more batch of the first 20 rows with the same optimizer, which depends on
- * the whole optimizer state being on every rank after the fit. */
-static htnn_status dist_fit(htnn_net *net, const float *x, const int32_t *y,
-                            htnn_fit_result *res)
+ * batch DIST_BATCH, shuffled, Adam, on examples [first, first + n) of the
+ * DIST_COUNT in x and y as the fit's shard (n == 0: the whole set,
+ * unsharded); then, alone (without the reducer), one more batch of the
+ * first 20 rows with the same optimizer, which depends on the whole
+ * optimizer state being on every rank after the fit. */
+static htnn_status dist_fit_shard(htnn_net *net, const float *x, const int32_t *y,
+                                  size_t first, size_t n, htnn_fit_result *res)
 {
     htnn_optimizer *opt;
     htnn_status st = htnn_optimizer_create(NULL, &opt);
@@ -133,13 +135,23 @@ static htnn_status dist_fit(htnn_net *net, const float *x, const int32_t *y,
     htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
     fo.epochs = 3;
     fo.batch_size = DIST_BATCH;
-    st = htnn_net_fit(net, opt, NULL, x, y, DIST_COUNT, &fo, res);
+    fo.shard_first = first;
+    fo.shard_total = n ? DIST_COUNT : 0;
+    size_t w = htnn_net_input_width(net);
+    st = htnn_net_fit(net, opt, NULL, x + first * w, y + first, n ? n : DIST_COUNT, &fo, res);
     if (st == HTNN_OK)
         st = htnn_net_set_reducer(net, NULL);
     if (st == HTNN_OK)
         st = htnn_net_train_batch(net, opt, NULL, x, y, 20, NULL);
     htnn_optimizer_free(opt);
     return st;
+}
+
+/* dist_fit_shard on the whole set. */
+static htnn_status dist_fit(htnn_net *net, const float *x, const int32_t *y,
+                            htnn_fit_result *res)
+{
+    return dist_fit_shard(net, x, y, 0, 0, res);
 }
 
 #endif

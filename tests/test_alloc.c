@@ -1,7 +1,8 @@
 /* No allocation inside the training loop: this program interposes malloc,
  * calloc and realloc (the library's calls resolve to these definitions)
  * and counts them between the first and the last batch of a fit with
- * validation data, and across repeated htnn_net_train_batch calls.
+ * validation data, across repeated htnn_net_train_batch calls, and across
+ * packed predictions on 2 threads.
  * SPDX-License-Identifier: MIT */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,11 +149,39 @@ static void test_train_batch_allocates_once(void **state)
     htnn_optimizer_free(opt);
 }
 
+/* Packed prediction on 2 threads (helpers, per-thread scratch and an
+ * sgemm last layer) allocates nothing: htnn_packed_set_threads did. */
+static void test_packed_threads_predict_allocates_nothing(void **state)
+{
+    (void)state;
+    if (!HOOKS)
+        skip();
+    static float x[N * W];
+    static int32_t y[N];
+    static float z[N * 4];
+    make_data(x, y);
+    htnn_net *net = make_net();
+    htnn_packed *p = NULL;
+    assert_int_equal(htnn_net_pack(net, &p), HTNN_OK);
+    assert_int_equal(htnn_packed_set_threads(p, 2), HTNN_OK);
+    assert_int_equal(htnn_packed_predict(p, x, N, y), HTNN_OK); /* BLAS warms up */
+    size_t before = allocations;
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(htnn_packed_predict(p, x, N, y), HTNN_OK);
+        assert_int_equal(htnn_packed_predict_logits(p, x, N, z), HTNN_OK);
+        assert_int_equal(htnn_packed_predict(p, x, 1, y), HTNN_OK);
+    }
+    assert_int_equal(allocations - before, 0);
+    htnn_packed_free(p);
+    htnn_net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_allocates_nothing_per_batch),
         cmocka_unit_test(test_train_batch_allocates_once),
+        cmocka_unit_test(test_packed_threads_predict_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

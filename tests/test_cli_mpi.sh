@@ -1,7 +1,8 @@
 #!/bin/bash
-# htnn train --mpi under mpiexec with 2 ranks: one report and one model
-# (rank 0's), a checkpoint per rank with the same contents, and the same
-# test accuracy as the same training in one process.
+# htnn train --mpi under mpiexec with 2 ranks: each rank reads only its
+# shard of the IDX training data (and the --val-split examples); one report
+# and one model (rank 0's), a checkpoint per rank with the same contents,
+# and the same test accuracy as the same training in one process.
 # Usage: test_cli_mpi.sh MPIEXEC HTNN
 set -euo pipefail
 mpiexec=$1 htnn=$2
@@ -15,10 +16,13 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] &&
     exit 77
 fi
 args=(--fashion-mnist --limit 2000 --test-limit 2000 --epochs 2 --batch 50 --layers 64
-      --threads 1 --json --quiet)
+      --val-split 200 --threads 1 --json)
 "$mpiexec" -n 2 "$htnn" train "${args[@]}" --mpi --out "$dir/mpi.htnn" \
-    --checkpoint "$dir/ck" > "$dir/mpi.json"
-"$htnn" train "${args[@]}" --out "$dir/one.htnn" > "$dir/one.json"
+    --checkpoint "$dir/ck" > "$dir/mpi.json" 2> "$dir/mpi.err"
+"$htnn" train "${args[@]}" --quiet --out "$dir/one.htnn" > "$dir/one.json"
+# rank 0 reports its shard: the first half of the 1800 training examples
+grep -q 'rank 0 holds examples \[0, 900)' "$dir/mpi.err"
+test "$(grep -c '^train: 1800 examples' "$dir/mpi.err")" -eq 1
 test "$(grep -c '^{"command":"train"' "$dir/mpi.json")" -eq 1
 test -s "$dir/mpi.htnn"
 test ! -e "$dir/mpi.htnn.rank1"

@@ -38,6 +38,9 @@ check "packed predictions equal float predictions" cmp -s p1.txt p2.txt
 check "300 predictions" test "$(wc -l <p2.txt)" -eq 300
 HTNN_FORCE_PORTABLE=1 "$HTNN" predict m.htnnb --csv d.csv >p3.txt 2>&1
 check "portable kernels predict the same" cmp -s p1.txt p3.txt
+"$HTNN" predict m.htnnb --csv d.csv --threads 3 --logits >l3.txt 2>&1
+"$HTNN" predict m.htnnb --csv d.csv --logits >l4.txt 2>&1
+check "packed logits on 3 threads equal 1 thread's" cmp -s l3.txt l4.txt
 "$HTNN" predict m.htnn --csv d.csv --logits >l1.txt 2>&1
 "$HTNN" predict m.htnnb --csv d.csv --logits >l2.txt 2>&1
 check "packed logits equal float logits" cmp -s l1.txt l2.txt

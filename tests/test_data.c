@@ -1,5 +1,6 @@
 /* Tests for the data API: htnn_data_create/subset/accessors, the IDX reader
- * (plain and gzip) and the CSV reader, including their error reports.
+ * (plain and gzip, whole files and row ranges) and the CSV reader, including
+ * their error reports.
  * SPDX-License-Identifier: MIT */
 #include <stdarg.h>
 #include <stddef.h>
@@ -546,6 +547,179 @@ static void test_idx_count_mismatch(void **state)
                      "train-labels.idx: 1 labels but 2 images");
 }
 
+/* ---- IDX row ranges (htnn_data_load_idx_rows, htnn_data_idx_count) -------- */
+
+#define RANGE_ROWS 7   /* examples of the row-range files, 2 x 3 bytes each */
+
+/* RANGE_ROWS distinct images and labels 0..6, plain (or gzip'd when gz). */
+static void write_range_files(int gz, path_buf *images, path_buf *labels)
+{
+    const uint32_t dims[3] = {RANGE_ROWS, 2, 3}, count = RANGE_ROWS;
+    unsigned char b[16 + 6 * RANGE_ROWS], l[8 + RANGE_ROWS];
+    size_t n = idx_header(b, 0x08, 3, dims), nl = idx_header(l, 0x08, 1, &count);
+    for (size_t i = 0; i < 6 * RANGE_ROWS; i++)
+        b[n + i] = (unsigned char)(7 * i + 1);
+    for (size_t i = 0; i < RANGE_ROWS; i++)
+        l[nl + i] = (unsigned char)i;
+#if HTNN_HAVE_ZLIB
+    if (gz) {
+        *images = write_gz("range-img.idx.gz", b, n + 6 * RANGE_ROWS);
+        *labels = write_gz("range-lab.idx.gz", l, nl + RANGE_ROWS);
+        return;
+    }
+#endif
+    (void)gz;
+    *images = write_file("range-img.idx", b, n + 6 * RANGE_ROWS);
+    *labels = write_file("range-lab.idx", l, nl + RANGE_ROWS);
+}
+
+/* Rows [first, first + count) equal the same rows of the whole load. */
+static void check_rows(const char *images, const char *labels, size_t first,
+                       size_t count)
+{
+    htnn_data *all = NULL, *part = NULL;
+    assert_int_equal(htnn_data_load_idx(images, labels, HTNN_SCALE_UNIT, &all),
+                     HTNN_OK);
+    assert_int_equal(htnn_data_load_idx_rows(images, labels, HTNN_SCALE_UNIT,
+                                             first, count, &part),
+                     HTNN_OK);
+    assert_int_equal(htnn_data_count(part), count);
+    assert_int_equal(htnn_data_width(part), 6);
+    assert_shape(part, 1, 2, 3);
+    assert_floats(htnn_data_features(part), htnn_data_features(all) + 6 * first,
+                  6 * count);
+    for (size_t i = 0; i < count; i++)
+        assert_int_equal(htnn_data_labels(part)[i], labels ? (int)(first + i) : -1);
+    /* "1 + the largest label" of the rows read */
+    assert_int_equal(htnn_data_class_count(part), labels ? first + count : 0);
+    htnn_data_free(part);
+    htnn_data_free(all);
+}
+
+static void check_all_ranges(int gz)
+{
+    path_buf ip, lp;
+    write_range_files(gz, &ip, &lp);
+    check_rows(ip.s, lp.s, 0, RANGE_ROWS);   /* the whole file */
+    check_rows(ip.s, lp.s, 0, 1);            /* the first row */
+    check_rows(ip.s, lp.s, RANGE_ROWS - 1, 1);  /* the last row */
+    check_rows(ip.s, lp.s, 2, 3);            /* the middle */
+    check_rows(ip.s, lp.s, 3, RANGE_ROWS - 3);  /* to the end */
+    check_rows(ip.s, NULL, 4, 2);            /* unlabelled */
+}
+
+static void test_idx_rows(void **state)
+{
+    (void)state;
+    check_all_ranges(0);
+#if HTNN_HAVE_ZLIB
+    check_all_ranges(1);
+#endif
+}
+
+static void assert_rows_fail(const char *images, const char *labels, size_t first,
+                             size_t count, htnn_status want, const char *what)
+{
+    htnn_data *sentinel = (htnn_data *)&tmp_dir, *d = sentinel;
+    htnn_clear_error();
+    assert_int_equal(htnn_data_load_idx_rows(images, labels, HTNN_SCALE_UNIT,
+                                             first, count, &d),
+                     want);
+    assert_ptr_equal(d, sentinel);
+    assert_error_mentions(what);
+}
+
+static void test_idx_rows_bad_ranges(void **state)
+{
+    path_buf ip, lp;
+    htnn_data *d = NULL;
+    (void)state;
+    write_range_files(0, &ip, &lp);
+    assert_rows_fail(ip.s, lp.s, 0, 0, HTNN_EINVAL, "[0, 0 + 0)");
+    assert_rows_fail(ip.s, lp.s, RANGE_ROWS, 1, HTNN_EINVAL, "of the 7 examples");
+    assert_rows_fail(ip.s, lp.s, 3, RANGE_ROWS - 2, HTNN_EINVAL, "range-img.idx");
+    assert_rows_fail(ip.s, lp.s, RANGE_ROWS + 1, 0, HTNN_EINVAL, "not a non-empty");
+    /* first + count wraps around */
+    assert_rows_fail(ip.s, lp.s, SIZE_MAX, 2, HTNN_EINVAL, "not a non-empty");
+    assert_rows_fail(ip.s, lp.s, 2, SIZE_MAX, HTNN_EINVAL, "not a non-empty");
+    assert_rows_fail(NULL, lp.s, 0, 1, HTNN_EINVAL, "htnn_data_load_idx_rows: images_path");
+    assert_int_equal(htnn_data_load_idx_rows(ip.s, lp.s, 0, 0, 1, NULL), HTNN_EINVAL);
+    assert_int_equal(htnn_data_load_idx_rows(ip.s, lp.s, 9, 0, 1, &d), HTNN_EINVAL);
+    assert_error_mentions("scale 9");
+    assert_null(d);
+}
+
+/* A truncated plain file is refused whatever the rows (its size is checked
+ * against the header), so is a label file of another count. */
+static void test_idx_rows_truncated(void **state)
+{
+    unsigned char b[64] = {0}, l[64] = {0};
+    size_t n = images_file(b);
+    path_buf lp = write_file("lab.idx", l, labels_file(l, 2));
+    path_buf p = write_file("trunc.idx", b, n - 1);
+    (void)state;
+    assert_rows_fail(p.s, lp.s, 0, 1, HTNN_EFORMAT, "truncated");
+    assert_rows_fail(p.s, NULL, 0, 1, HTNN_EFORMAT, "trunc.idx");
+    p = write_file("img.idx", b, n);
+    lp = write_file("lab1.idx", l, labels_file(l, 1));
+    assert_rows_fail(p.s, lp.s, 0, 1, HTNN_EFORMAT, "1 labels but 2 images");
+    lp = write_file("lab.idx", l, labels_file(l, 2) - 1);
+    assert_rows_fail(p.s, lp.s, 0, 1, HTNN_EFORMAT, "lab.idx: truncated");
+#if HTNN_HAVE_ZLIB
+    /* gzip: rows reaching the cut fail; rows before it are read alone */
+    p = write_gz("trunc.idx.gz", b, n - 3);
+    assert_rows_fail(p.s, NULL, 1, 1, HTNN_EFORMAT, "truncated data");
+    htnn_data *d = NULL;
+    assert_int_equal(htnn_data_load_idx_rows(p.s, NULL, HTNN_SCALE_NONE, 0, 1, &d),
+                     HTNN_OK);
+    assert_int_equal(htnn_data_features(d)[5], pixels[5]);
+    htnn_data_free(d);
+#endif
+}
+
+/* The value's example number counts from the file's start. */
+static void test_idx_rows_float32(void **state)
+{
+    const uint32_t dims[2] = {3, 2};
+    unsigned char b[64] = {0};
+    size_t n = idx_header(b, 0x0D, 2, dims);
+    htnn_data *d = NULL;
+    (void)state;
+    for (int i = 0; i < 6; i++)
+        put_float(b + n + 4 * i, (float)i - 2.5f);
+    put_float(b + n + 4 * 5, NAN);
+    path_buf p = write_file("f.idx", b, n + 24);
+    assert_int_equal(htnn_data_load_idx_rows(p.s, NULL, HTNN_SCALE_UNIT, 1, 1, &d),
+                     HTNN_OK);
+    assert_true(htnn_data_features(d)[0] == -0.5f && htnn_data_features(d)[1] == 0.5f);
+    htnn_data_free(d);
+    assert_rows_fail(p.s, NULL, 1, 2, HTNN_ENUMERIC, "value 1 of example 2");
+}
+
+static void test_idx_count(void **state)
+{
+    path_buf ip, lp, missing = tmp_path("no-such-file.idx");
+    unsigned char b[64] = {0};
+    size_t count = 0;
+    (void)state;
+    for (int gz = 0; gz < 1 + HTNN_HAVE_ZLIB; gz++) {
+        write_range_files(gz, &ip, &lp);
+        count = 0;
+        assert_int_equal(htnn_data_idx_count(ip.s, &count), HTNN_OK);
+        assert_int_equal(count, RANGE_ROWS);
+        count = 0;
+        assert_int_equal(htnn_data_idx_count(lp.s, &count), HTNN_OK);
+        assert_int_equal(count, RANGE_ROWS);
+    }
+    assert_int_equal(htnn_data_idx_count(NULL, &count), HTNN_EINVAL);
+    assert_int_equal(htnn_data_idx_count(ip.s, NULL), HTNN_EINVAL);
+    assert_int_equal(htnn_data_idx_count(missing.s, &count), HTNN_EIO);
+    path_buf p = write_file("trunc.idx", b, images_file(b) - 1);
+    assert_int_equal(htnn_data_idx_count(p.s, &count), HTNN_EFORMAT);
+    assert_error_mentions("truncated");
+    assert_int_equal(count, RANGE_ROWS);   /* untouched on failure */
+}
+
 #if !HTNN_HAVE_ZLIB
 static void test_idx_gzip_without_zlib(void **state)
 {
@@ -874,6 +1048,11 @@ int main(void)
         cmocka_unit_test(test_idx_truncated_gzip),
         cmocka_unit_test(test_idx_bad_headers),
         cmocka_unit_test(test_idx_count_mismatch),
+        cmocka_unit_test(test_idx_rows),
+        cmocka_unit_test(test_idx_rows_bad_ranges),
+        cmocka_unit_test(test_idx_rows_truncated),
+        cmocka_unit_test(test_idx_rows_float32),
+        cmocka_unit_test(test_idx_count),
 #if !HTNN_HAVE_ZLIB
         cmocka_unit_test(test_idx_gzip_without_zlib),
 #endif

@@ -717,6 +717,28 @@ static htnn_status run_packed_load_buffer(fixture *f)
 
 static void check_no_packed_out(fixture *f) { assert_null(f->packed_out); }
 
+/* From 1 thread, and from 2 (a pool and a second scratch to keep). */
+static htnn_status run_packed_threads(fixture *f) { return htnn_packed_set_threads(f->packed, 4); }
+
+static void setup_packed_two_threads(fixture *f)
+{
+    setup_packed(f);
+    assert_int_equal(htnn_packed_set_threads(f->packed, 2), HTNN_OK);
+}
+
+/* The setting is unchanged and works: g_x read as 8-wide rows is more
+ * than one block (64 rows), so 2 threads use their pool. */
+static void assert_threads_kept(fixture *f, int threads)
+{
+    enum { ROWS = EXAMPLES * BIG_WIDTH / WIDTH };
+    static int32_t classes[ROWS];
+    assert_int_equal(htnn_packed_threads(f->packed), threads);
+    assert_int_equal(htnn_packed_predict(f->packed, g_x, ROWS, classes), HTNN_OK);
+}
+
+static void check_one_thread(fixture *f) { assert_threads_kept(f, 1); }
+static void check_two_threads(fixture *f) { assert_threads_kept(f, 2); }
+
 /* The big net's float first layer prints > 64 KiB of C: the text grows. */
 static void setup_big_packed(fixture *f)
 {
@@ -760,6 +782,12 @@ static void setup_idx(fixture *f)
 static htnn_status run_idx(fixture *f)
 {
     return htnn_data_load_idx(f->path, f->link, HTNN_SCALE_UNIT, &f->data_out);
+}
+
+/* A part in the middle: seeks past rows in both files. */
+static htnn_status run_idx_rows(fixture *f)
+{
+    return htnn_data_load_idx_rows(f->path, f->link, HTNN_SCALE_UNIT, 3, 4, &f->data_out);
 }
 
 /* A header, one line longer than the first buffer (a number with many
@@ -874,7 +902,11 @@ static const fault_case cases[] = {
     {"htnn_packed_load_buffer", setup_packed_bytes, run_packed_load_buffer,
      check_no_packed_out},
     {"htnn_packed_export_c", setup_big_packed, run_export_c, check_packed_untouched},
+    {"htnn_packed_set_threads", setup_packed, run_packed_threads, check_one_thread},
+    {"htnn_packed_set_threads (from 2)", setup_packed_two_threads, run_packed_threads,
+     check_two_threads},
     {"htnn_data_load_idx", setup_idx, run_idx, check_no_data_out},
+    {"htnn_data_load_idx_rows", setup_idx, run_idx_rows, check_no_data_out},
     {"htnn_data_load_csv", setup_csv, run_csv, check_no_data_out},
     {"htnn_data_create", setup_nothing, run_data_create, check_no_data_out},
     {"htnn_optimizer_create", setup_nothing, run_optimizer_create, check_no_optimizer_out},

@@ -1,8 +1,10 @@
 /* Data-parallel training over MPI (libhtnn-mpi), run by meson as
  * `mpiexec -n 2 test_mpi`: every rank trains the same net on its slice of
- * every global batch; rank 0 then trains the same fit alone and checks
- * that the weights agree within the stated tolerance, and that every rank
- * holds the same model bit for bit.  Also the library's argument checks.
+ * every global batch, holding the whole training set or only its shard of
+ * it; rank 0 then trains the same fit alone and checks that the weights
+ * agree within the stated tolerance, and that every rank holds the same
+ * model (and a sharded fit's checkpoint) bit for bit.  Also the library's
+ * argument checks.
  * Not CMocka: a failed check must stop every rank at once (MPI_Abort),
  * where a test runner that carries on would leave the other rank waiting
  * in a collective.
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <htnn/htnn_mpi.h>
 
@@ -33,12 +36,9 @@ static int my_rank;
 static float data_x[DIST_COUNT * 64];
 static int32_t data_y[DIST_COUNT];
 
-/* Rank r's model file equals rank 0's, byte for byte. */
-static void check_same_model_everywhere(const htnn_net *net)
+/* These bytes equal rank 0's. */
+static void check_same_bytes_everywhere(const void *buf, size_t size)
 {
-    void *buf;
-    size_t size;
-    CHECK(htnn_net_save_buffer(net, &buf, &size) == HTNN_OK);
     unsigned long long n = size, n0 = size;
     MPI_Bcast(&n0, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
     CHECK(n == n0);
@@ -48,43 +48,112 @@ static void check_same_model_everywhere(const htnn_net *net)
     MPI_Bcast(first, (int)size, MPI_UNSIGNED_CHAR, 0, MPI_COMM_WORLD);
     CHECK(memcmp(first, buf, size) == 0);
     free(first);
+}
+
+/* Rank r's model file equals rank 0's, byte for byte. */
+static void check_same_model_everywhere(const htnn_net *net)
+{
+    void *buf;
+    size_t size;
+    CHECK(htnn_net_save_buffer(net, &buf, &size) == HTNN_OK);
+    check_same_bytes_everywhere(buf, size);
     htnn_free(buf);
 }
 
-/* The data-parallel fit, then (rank 0) the same fit alone. */
+/* The data-parallel fit into par: every rank with the whole set, or
+ * (sharded) with only its shard of it. */
+static void distributed_fit(htnn_reducer *red, int kind, int after, int sharded, float *par,
+                            htnn_fit_result *res)
+{
+    htnn_net *net;
+    size_t first = 0, n = 0;
+    if (sharded)
+        CHECK(htnn_mpi_shard(DIST_COUNT, my_rank, red->ranks, &first, &n) == HTNN_OK);
+    CHECK(dist_net(kind, after, &net) == 0);
+    CHECK(htnn_net_set_reducer(net, red) == HTNN_OK);
+    CHECK(dist_fit_shard(net, data_x, data_y, first, n, res) == HTNN_OK);
+    CHECK(res->batches_run == 3 * ((DIST_COUNT + DIST_BATCH - 1) / DIST_BATCH));
+    CHECK(dist_params(net, par) == 0);
+    check_same_model_everywhere(net);
+    htnn_net_free(net);
+}
+
+/* The data-parallel fit on the whole set and on shards (within the
+ * tolerance of each other), then (rank 0) the same fit alone. */
 static void check_fit(htnn_reducer *red, int kind, int after)
 {
     htnn_net *net;
     htnn_fit_result res = HTNN_FIT_RESULT_INIT, ref_res = HTNN_FIT_RESULT_INIT;
+    htnn_fit_result shard_res = HTNN_FIT_RESULT_INIT;
     dist_data(kind, data_x, data_y);
     CHECK(dist_net(kind, after, &net) == 0);
     size_t n = htnn_net_parameter_count(net);
-    float *par = malloc(n * sizeof *par), *ref = malloc(n * sizeof *ref);
-    CHECK(par != NULL && ref != NULL);
-    CHECK(htnn_net_set_reducer(net, red) == HTNN_OK);
-    CHECK(dist_fit(net, data_x, data_y, &res) == HTNN_OK);
-    CHECK(res.batches_run == 3 * ((DIST_COUNT + DIST_BATCH - 1) / DIST_BATCH));
-    CHECK(dist_params(net, par) == 0);
-    check_same_model_everywhere(net);
     htnn_net_free(net);
+    float *par = malloc(n * sizeof *par), *ref = malloc(n * sizeof *ref);
+    float *shard_par = malloc(n * sizeof *shard_par);
+    CHECK(par != NULL && ref != NULL && shard_par != NULL);
+    distributed_fit(red, kind, after, 0, par, &res);
+    distributed_fit(red, kind, after, 1, shard_par, &shard_res);
+    CHECK(dist_max_diff(par, shard_par, n) <= DIST_TOLERANCE);
     if (my_rank != 0)
         goto done;
     CHECK(dist_net(kind, after, &net) == 0);
     CHECK(dist_fit(net, data_x, data_y, &ref_res) == HTNN_OK);
     CHECK(dist_params(net, ref) == 0);
     htnn_net_free(net);
-    double diff = dist_max_diff(par, ref, n);
-    printf("%s, targets_after_update %d: max |w(2 ranks) - w(1 process)| = %.3g; "
-           "epoch loss %.6f vs %.6f, accuracy %.4f vs %.4f\n",
-           kind == DIST_MLP ? "MLP" : "conv+BN", after, diff, res.loss, ref_res.loss,
-           res.accuracy, ref_res.accuracy);
-    CHECK(diff <= DIST_TOLERANCE);
+    double diff = dist_max_diff(par, ref, n), shard_diff = dist_max_diff(shard_par, ref, n);
+    printf("%s, targets_after_update %d: max |w(2 ranks) - w(1 process)| = %.3g, sharded "
+           "%.3g; epoch loss %.6f (sharded %.6f) vs %.6f, accuracy %.4f vs %.4f\n",
+           kind == DIST_MLP ? "MLP" : "conv+BN", after, diff, shard_diff, res.loss,
+           shard_res.loss, ref_res.loss, res.accuracy, ref_res.accuracy);
+    CHECK(diff <= DIST_TOLERANCE && shard_diff <= DIST_TOLERANCE);
     /* the reported loss and accuracy are the whole batches' */
-    CHECK(fabs(res.loss - ref_res.loss) < 1e-4);
-    CHECK(fabs(res.accuracy - ref_res.accuracy) < 1e-9);
+    CHECK(fabs(res.loss - ref_res.loss) < 1e-4 && fabs(shard_res.loss - ref_res.loss) < 1e-4);
+    CHECK(fabs(res.accuracy - ref_res.accuracy) < 1e-9 &&
+          fabs(shard_res.accuracy - ref_res.accuracy) < 1e-9);
 done:
     free(par);
     free(ref);
+    free(shard_par);
+}
+
+/* A sharded fit's checkpoint (written by each rank to a file of its own) is
+ * the same file on every rank: the global example order and the whole
+ * set's fingerprint. */
+static void check_sharded_checkpoint(htnn_reducer *red)
+{
+    char dir[] = "/tmp/htnn_test_mpi.XXXXXX", path[64];
+    static unsigned char bytes[1 << 16];
+    size_t first, n;
+    htnn_net *net;
+    htnn_optimizer *opt;
+    dist_data(DIST_MLP, data_x, data_y);
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/ck", dir);
+    CHECK(htnn_mpi_shard(DIST_COUNT, my_rank, red->ranks, &first, &n) == HTNN_OK);
+    CHECK(dist_net(DIST_MLP, 0, &net) == 0);
+    CHECK(htnn_optimizer_create(NULL, &opt) == HTNN_OK);
+    CHECK(htnn_net_set_reducer(net, red) == HTNN_OK);
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    fo.epochs = 2;
+    fo.batch_size = DIST_BATCH;
+    fo.shard_first = first;
+    fo.shard_total = DIST_COUNT;
+    fo.checkpoint_path = path;
+    CHECK(htnn_net_fit(net, opt, NULL, data_x + first * 20, data_y + first, n, &fo, NULL) ==
+          HTNN_OK);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    size_t size = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    CHECK(size > 0 && size < sizeof bytes);
+    check_same_bytes_everywhere(bytes, size);
+    htnn_checkpoint_info info = HTNN_CHECKPOINT_INFO_INIT;
+    CHECK(htnn_checkpoint_get_info(path, &info) == HTNN_OK && info.count == DIST_COUNT);
+    remove(path);
+    rmdir(dir);
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
 }
 
 static void check_arguments(htnn_reducer *red)
@@ -163,6 +232,8 @@ int main(int argc, char **argv)
         check_fit(red, DIST_MLP, 1);
         check_fit(red, DIST_CONV_BN, 0);
         check_fit(red, DIST_CONV_BN, 1);
+        if (flags == HTNN_MPI_SHARDED_STEP)
+            check_sharded_checkpoint(red);
         htnn_mpi_reducer_free(red);
     }
     MPI_Finalize();

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dist_nets.h"
 
@@ -44,6 +45,14 @@ typedef struct rank_ctx {
     shared_sum *shared;
     int rank;
 } rank_ctx;
+
+/* Rank r's shard of DIST_COUNT examples among `ranks`: [*first, *first + *n),
+ * the split of htnn_mpi_shard (libhtnn-mpi, which this test does not link). */
+static void dist_shard_of(int rank, int ranks, size_t *first, size_t *n)
+{
+    *first = DIST_COUNT * (size_t)rank / (size_t)ranks;
+    *n = DIST_COUNT * (size_t)(rank + 1) / (size_t)ranks - *first;
+}
 
 /* Sums in rank order into this rank's scratch, then copies back once every
  * rank has read every other's values. */
@@ -126,7 +135,7 @@ static int32_t data_y[DIST_COUNT];
 
 typedef struct rank_job {
     rank_ctx ctx;
-    int kind, after, mode;   /* mode: 1 non-blocking sums, 2 sharded step */
+    int kind, after, mode;   /* mode: 1 non-blocking sums, 2 sharded step, 4 sharded data */
     float *params;
     void *model;
     size_t model_size;
@@ -151,8 +160,11 @@ static void *rank_main(void *arg)
         return NULL;
     }
     j->status = htnn_net_set_reducer(net, &red);
+    size_t first = 0, n = 0;   /* the whole set */
+    if (j->mode & 4)
+        dist_shard_of(j->ctx.rank, red.ranks, &first, &n);
     if (j->status == HTNN_OK)
-        j->status = dist_fit(net, data_x, data_y, NULL);
+        j->status = dist_fit_shard(net, data_x, data_y, first, n, NULL);
     if (j->status == HTNN_OK && dist_params(net, j->params) != 0)
         j->status = HTNN_EINVAL;
     if (j->status == HTNN_OK)
@@ -266,6 +278,242 @@ static void conv_bn_two_ranks(void **state)
     check_parallel(DIST_CONV_BN, 2, 0, 1);
     check_parallel(DIST_CONV_BN, 2, 1, 0);
     check_parallel(DIST_CONV_BN, 2, 0, 2);
+}
+
+/* Each rank holds only its shard of the training set: the same global
+ * batches, so the single-process weights within the tolerance again (and
+ * its bits with one rank). */
+static void mlp_sharded_data(void **state)
+{
+    (void)state;
+    check_parallel(DIST_MLP, 1, 0, 4);
+    check_parallel(DIST_MLP, 2, 0, 4);
+    check_parallel(DIST_MLP, 2, 1, 4 | 1);
+    check_parallel(DIST_MLP, 3, 0, 4 | 2);
+}
+
+static void conv_bn_sharded_data(void **state)
+{
+    (void)state;
+    check_parallel(DIST_CONV_BN, 1, 0, 4);
+    check_parallel(DIST_CONV_BN, 2, 0, 4);
+    check_parallel(DIST_CONV_BN, 3, 0, 4 | 2);
+}
+
+/* A sharded fit of the MLP on one rank thread: its shard, checkpoint and
+ * when rank 0's progress callback stops it. */
+typedef struct shard_job {
+    rank_ctx ctx;
+    size_t first, n, total;  /* the shard; total 0: the whole set */
+    char checkpoint[64];     /* "" for none */
+    int resume;
+    size_t stop_after;       /* rank 0 stops the fit after this many batches (0: never) */
+    float params[20 * 16 + 16 + 16 * 16 + 16 + 16 * 3 + 3];
+    htnn_fit_result res;
+    htnn_status status;
+    char error[512];         /* htnn_last_error() of the rank's thread on failure */
+} shard_job;
+
+static int stop_on_rank0(const htnn_progress *p, void *user)
+{
+    const shard_job *j = user;
+    return j->ctx.rank == 0 && p->epoch * p->batches + p->batch + 1 == j->stop_after;
+}
+
+static htnn_status shard_fit(htnn_net *net, shard_job *j)
+{
+    htnn_optimizer *opt;
+    htnn_status st = htnn_optimizer_create(NULL, &opt);
+    if (st != HTNN_OK)
+        return st;
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    fo.epochs = 3;
+    fo.batch_size = DIST_BATCH;
+    fo.shard_first = j->first;
+    fo.shard_total = j->total;
+    fo.checkpoint_path = j->checkpoint[0] ? j->checkpoint : NULL;
+    fo.resume = j->resume;
+    fo.progress = j->stop_after ? stop_on_rank0 : NULL;
+    fo.progress_user = j;
+    j->res = (htnn_fit_result)HTNN_FIT_RESULT_INIT;
+    st = htnn_net_fit(net, opt, NULL, data_x + j->first * 20, data_y + j->first, j->n, &fo,
+                      &j->res);
+    htnn_optimizer_free(opt);
+    return st;
+}
+
+static void *shard_rank(void *arg)
+{
+    shard_job *j = arg;
+    htnn_net *net;
+    htnn_reducer red = HTNN_REDUCER_INIT;
+    red.ranks = j->ctx.shared->ranks, red.rank = j->ctx.rank;
+    red.allreduce_sum = thread_sum, red.user = &j->ctx;
+    if (dist_net(DIST_MLP, 0, &net) != 0) {
+        j->status = HTNN_ENOMEM;
+        return NULL;
+    }
+    j->status = htnn_net_set_reducer(net, &red);
+    if (j->status == HTNN_OK)
+        j->status = shard_fit(net, j);
+    if (j->status == HTNN_OK && dist_params(net, j->params) != 0)
+        j->status = HTNN_EINVAL;
+    snprintf(j->error, sizeof j->error, "%s", j->status == HTNN_OK ? "" : htnn_last_error());
+    htnn_net_free(net);
+    return NULL;
+}
+
+/* Runs jobs[0..ranks) as rank threads. */
+static void run_shard_jobs(shard_job *jobs, int ranks)
+{
+    shared_sum s = {0};
+    pthread_t th[MAX_RANKS];
+    s.ranks = ranks;
+    pthread_barrier_init(&s.barrier, NULL, (unsigned)ranks);
+    for (int r = 0; r < ranks; r++) {
+        jobs[r].ctx = (rank_ctx){&s, r};
+        assert_int_equal(pthread_create(&th[r], NULL, shard_rank, &jobs[r]), 0);
+    }
+    for (int r = 0; r < ranks; r++) {
+        pthread_join(th[r], NULL);
+        free(s.scratch[r]);
+    }
+    pthread_barrier_destroy(&s.barrier);
+}
+
+/* Shards that do not tile the set, or ranks that disagree on sharding,
+ * fail the fit on every rank alike (none is left waiting); alone, a net
+ * accepts only the whole set as its shard. */
+static void bad_shards(void **state)
+{
+    (void)state;
+    dist_data(DIST_MLP, data_x, data_y);
+    static shard_job jobs[2];
+    const size_t cases[][2][3] = {
+        {{0, 100, DIST_COUNT}, {0, 101, DIST_COUNT}},    /* both start at 0 */
+        {{0, 100, DIST_COUNT}, {100, 100, DIST_COUNT}},  /* a gap */
+        {{0, 100, DIST_COUNT}, {0, DIST_COUNT, 0}},      /* a shard and a whole set */
+        {{0, 101, DIST_COUNT}, {101, 100, 202}},         /* other totals */
+        {{0, DIST_COUNT, 0}, {0, 200, 0}},               /* whole sets of other sizes */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int r = 0; r < 2; r++) {
+            memset(&jobs[r], 0, sizeof jobs[r]);
+            jobs[r].first = cases[c][r][0];
+            jobs[r].n = cases[c][r][1];
+            jobs[r].total = cases[c][r][2];
+        }
+        run_shard_jobs(jobs, 2);
+        for (int r = 0; r < 2; r++) {
+            assert_int_equal(jobs[r].status, HTNN_EINVAL);
+            assert_non_null(strstr(jobs[r].error, "do not fit together"));
+        }
+    }
+    htnn_net *net;
+    htnn_optimizer *opt;
+    assert_int_equal(dist_net(DIST_MLP, 0, &net), 0);
+    assert_int_equal(htnn_optimizer_create(NULL, &opt), HTNN_OK);
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    fo.shard_total = DIST_COUNT;
+    fo.shard_first = 1;
+    assert_int_equal(htnn_net_fit(net, opt, NULL, data_x, data_y, 100, &fo, NULL),
+                     HTNN_EINVAL);
+    assert_non_null(strstr(htnn_last_error(), "needs a reducer"));
+    fo.shard_first = 102;   /* [102, 202) of 201 */
+    assert_int_equal(htnn_net_fit(net, opt, NULL, data_x, data_y, 100, &fo, NULL),
+                     HTNN_EINVAL);
+    assert_non_null(strstr(htnn_last_error(), "not a part of the 201"));
+    fo.shard_first = 1, fo.shard_total = 0;   /* a first row without a total */
+    assert_int_equal(htnn_net_fit(net, opt, NULL, data_x, data_y, 100, &fo, NULL),
+                     HTNN_EINVAL);
+    htnn_optimizer_free(opt);
+    htnn_net_free(net);
+}
+
+/* Checkpoints of a sharded fit: every rank writes the same file (the global
+ * order, the whole set's fingerprint), and a sharded fit on another number
+ * of ranks resumes from it.  An unsharded fit refuses it. */
+static void sharded_checkpoints(void **state)
+{
+    (void)state;
+    dist_data(DIST_MLP, data_x, data_y);
+    static shard_job jobs[3], ref;
+    char dir[] = "/tmp/htnn_test_reduce.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    /* the reference: one uninterrupted sharded fit alone (the whole set) */
+    memset(&ref, 0, sizeof ref);
+    ref.n = ref.total = DIST_COUNT;
+    run_shard_jobs(&ref, 1);
+    assert_int_equal(ref.status, HTNN_OK);
+    /* 2 ranks, stopped after 15 of the 33 batches */
+    for (int r = 0; r < 2; r++) {
+        memset(&jobs[r], 0, sizeof jobs[r]);
+        dist_shard_of(r, 2, &jobs[r].first, &jobs[r].n);
+        jobs[r].total = DIST_COUNT;
+        jobs[r].stop_after = 15;
+        snprintf(jobs[r].checkpoint, sizeof jobs[r].checkpoint, "%s/ck%d", dir, r);
+    }
+    run_shard_jobs(jobs, 2);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(jobs[r].status, HTNN_OK);
+        assert_int_equal(jobs[r].res.stopped, 1);
+        assert_int_equal(jobs[r].res.batches_run, 15);
+    }
+    size_t na, nb;
+    FILE *f0 = fopen(jobs[0].checkpoint, "rb"), *f1 = fopen(jobs[1].checkpoint, "rb");
+    assert_non_null(f0);
+    assert_non_null(f1);
+    static unsigned char c0[1 << 16], c1[1 << 16];
+    na = fread(c0, 1, sizeof c0, f0), nb = fread(c1, 1, sizeof c1, f1);
+    fclose(f0), fclose(f1);
+    assert_int_equal(na, nb);
+    assert_memory_equal(c0, c1, na);
+    /* 3 ranks resume from copies of rank 0's file */
+    for (int r = 0; r < 3; r++) {
+        memset(&jobs[r], 0, sizeof jobs[r]);
+        dist_shard_of(r, 3, &jobs[r].first, &jobs[r].n);
+        jobs[r].total = DIST_COUNT;
+        jobs[r].resume = 1;
+        snprintf(jobs[r].checkpoint, sizeof jobs[r].checkpoint, "%s/resume%d", dir, r);
+        FILE *f = fopen(jobs[r].checkpoint, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(c0, 1, na, f), na);
+        fclose(f);
+    }
+    /* without its copy, rank 2 would start afresh: every rank refuses */
+    remove(jobs[2].checkpoint);
+    run_shard_jobs(jobs, 3);
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(jobs[r].status, HTNN_ESTATE);
+        assert_non_null(strstr(jobs[r].error, "do not all continue from the same point"));
+    }
+    FILE *f = fopen(jobs[2].checkpoint, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(c0, 1, na, f), na);
+    fclose(f);
+    run_shard_jobs(jobs, 3);
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(jobs[r].status, HTNN_OK);
+        assert_int_equal(jobs[r].res.batches_run, 33);
+        assert_memory_equal(jobs[r].params, jobs[0].params, sizeof jobs[0].params);
+    }
+    double diff = dist_max_diff(ref.params, jobs[0].params, sizeof ref.params / sizeof(float));
+    printf("sharded, 2 ranks then 3 resumed: max |w - w_single| = %.3g\n", diff);
+    assert_true(diff <= DIST_TOLERANCE);
+    /* an unsharded fit does not take a sharded fit's checkpoint */
+    memset(&ref, 0, sizeof ref);
+    ref.n = DIST_COUNT;
+    ref.resume = 1;
+    snprintf(ref.checkpoint, sizeof ref.checkpoint, "%s/ck0", dir);
+    run_shard_jobs(&ref, 1);
+    assert_int_equal(ref.status, HTNN_ESTATE);
+    assert_non_null(strstr(ref.error, "by a sharded fit"));
+    for (int r = 0; r < 3; r++) {
+        remove(jobs[r].checkpoint);
+        snprintf(jobs[r].checkpoint, sizeof jobs[r].checkpoint, "%s/ck%d", dir, r);
+        remove(jobs[r].checkpoint);
+    }
+    assert_int_equal(rmdir(dir), 0);
 }
 
 static htnn_status noop_sum(float *values, size_t count, void *user)
@@ -440,6 +688,10 @@ int main(void)
         cmocka_unit_test(conv_bn_one_rank_is_exact),
         cmocka_unit_test(conv_bn_two_ranks),
         cmocka_unit_test(train_batch_two_ranks),
+        cmocka_unit_test(mlp_sharded_data),
+        cmocka_unit_test(conv_bn_sharded_data),
+        cmocka_unit_test(bad_shards),
+        cmocka_unit_test(sharded_checkpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -170,6 +170,15 @@ int cli_data_option(cli_parser *p, cli_data_opts *d);
 int cli_data_check(const cli_data_opts *d, const char *command);
 /* Loads the main data set (training data for train) with --limit applied. */
 int cli_data_load(const cli_data_opts *d, htnn_data **out);
+/* 1 if the main data comes from IDX files (--fashion-mnist, --images or
+ * --train-images), which can be read in parts. */
+int cli_data_is_idx(const cli_data_opts *d);
+/* IDX main data: its example count from the header, --limit applied. */
+int cli_data_count(const cli_data_opts *d, size_t *count);
+/* IDX main data: only examples [first, first + count) (htnn train --mpi:
+ * each rank reads its shard). */
+int cli_data_load_rows(const cli_data_opts *d, size_t first, size_t count,
+                       htnn_data **out);
 /* Loads the test data of train (*out = NULL when there is none). */
 int cli_data_load_test(const cli_data_opts *d, htnn_data **out);
 /* A short description of the main or test data source for messages. */
@@ -233,9 +242,9 @@ int cli_export_c(int argc, char **argv); /* cli_pack.c */
 
 /* 1 if `path` starts with the packed model magic "HTNNPACK". */
 int cli_is_packed(const char *path);
-/* `htnn predict` on a packed model. */
+/* `htnn predict` on a packed model, on `threads` threads (0 or 1: one). */
 int cli_packed_predict(const char *model, const cli_data_opts *data_opts,
-                       const char *output, int logits);
+                       const char *output, int logits, int threads);
 /* `htnn info` on a packed model. */
 int cli_packed_info(const char *model, int json);
 /* Bytes of the packed form of a net, or 0 if it cannot be packed. */

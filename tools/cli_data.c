@@ -174,39 +174,85 @@ static const char *fashion_dir(void)
     return dir != NULL && dir[0] != '\0' ? dir : FASHION_DEFAULT_DIR;
 }
 
-/* Loads one Fashion-MNIST split ("train" or "t10k"). */
-static int load_fashion(const char *split, htnn_data **out)
+/* The IDX files of a data set: the user's, or a Fashion-MNIST split's. */
+typedef struct idx_files {
+    const char *images;
+    const char *labels;      /* may be NULL */
+    const char *split;       /* Fashion-MNIST's "train" or "t10k", else NULL */
+    char paths[2][4096];     /* Fashion-MNIST's file names */
+} idx_files;
+
+/* Fashion-MNIST's split "train" or "t10k" in fashion_dir(). */
+static int fashion_files(const char *split, idx_files *f)
 {
-    char images[4096], labels[4096];
     const char *dir = fashion_dir();
-    int n1 = snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz",
-                      dir, split);
-    int n2 = snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz",
-                      dir, split);
-    htnn_status st;
-    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof images ||
-        (size_t)n2 >= sizeof labels) {
+    int n1 = snprintf(f->paths[0], sizeof f->paths[0],
+                      "%s/%s-images-idx3-ubyte.gz", dir, split);
+    int n2 = snprintf(f->paths[1], sizeof f->paths[1],
+                      "%s/%s-labels-idx1-ubyte.gz", dir, split);
+    if (n1 < 0 || n2 < 0 || (size_t)n1 >= sizeof f->paths[0] ||
+        (size_t)n2 >= sizeof f->paths[1]) {
         cli_error("%s is too long", FASHION_ENV);
         return CLI_FAIL;
     }
-    st = htnn_data_load_idx(images, labels, HTNN_SCALE_UNIT, out);
-    if (st != HTNN_OK)
+    f->images = f->paths[0];
+    f->labels = f->paths[1];
+    f->split = split;
+    return CLI_OK;
+}
+
+static void user_files(const char *images, const char *labels, idx_files *f)
+{
+    f->images = images;
+    f->labels = labels;
+    f->split = NULL;
+}
+
+/* The main data's IDX files (train: the training set). */
+static int main_files(const cli_data_opts *d, idx_files *f)
+{
+    if (d->fashion)
+        return fashion_files(d->role == CLI_DATA_TRAIN ? "train" : "t10k", f);
+    user_files(d->images, d->labels, f);
+    return CLI_OK;
+}
+
+/* Reports a failed read of the files, naming the one at fault. */
+static int idx_failed(htnn_status st, const idx_files *f)
+{
+    if (f->split != NULL)
         return cli_lib_error(st, "cannot load Fashion-MNIST '%s' from %s "
                              "(install dataset-fashion-mnist or set %s)",
-                             split, dir, FASHION_ENV);
-    return CLI_OK;
+                             f->split, fashion_dir(), FASHION_ENV);
+    return cli_file_error(st, "cannot load IDX data",
+                          f->labels != NULL &&
+                                  strstr(htnn_last_error(), f->labels) != NULL
+                              ? f->labels
+                              : f->images);
+}
+
+/* Reads the files whole, or examples rows[0] .. rows[0] + rows[1]. */
+static int read_idx(const idx_files *f, const size_t *rows, htnn_data **out)
+{
+    htnn_status st =
+        rows != NULL ? htnn_data_load_idx_rows(f->images, f->labels, HTNN_SCALE_UNIT,
+                                               rows[0], rows[1], out)
+                     : htnn_data_load_idx(f->images, f->labels, HTNN_SCALE_UNIT, out);
+    return st == HTNN_OK ? CLI_OK : idx_failed(st, f);
+}
+
+static int load_fashion(const char *split, htnn_data **out)
+{
+    idx_files f;
+    int rc = fashion_files(split, &f);
+    return rc == CLI_OK ? read_idx(&f, NULL, out) : rc;
 }
 
 static int load_idx(const char *images, const char *labels, htnn_data **out)
 {
-    htnn_status st = htnn_data_load_idx(images, labels, HTNN_SCALE_UNIT, out);
-    if (st != HTNN_OK)
-        return cli_file_error(st, "cannot load IDX data",
-                              labels != NULL &&
-                                      strstr(htnn_last_error(), labels) != NULL
-                                  ? labels
-                                  : images);
-    return CLI_OK;
+    idx_files f;
+    user_files(images, labels, &f);
+    return read_idx(&f, NULL, out);
 }
 
 static int load_csv(const char *path, const htnn_csv_options *opts,
@@ -259,6 +305,35 @@ int cli_data_load(const cli_data_opts *d, htnn_data **out)
     else
         rc = load_csv(d->csv, &d->csv_opts, out);
     return load_checked(rc, out, d->limit);
+}
+
+int cli_data_is_idx(const cli_data_opts *d)
+{
+    return d->fashion || d->images != NULL;
+}
+
+int cli_data_count(const cli_data_opts *d, size_t *count)
+{
+    idx_files f;
+    int rc = main_files(d, &f);
+    htnn_status st;
+    if (rc != CLI_OK)
+        return rc;
+    if ((st = htnn_data_idx_count(f.images, count)) != HTNN_OK)
+        return idx_failed(st, &f);
+    if (d->limit > 0 && d->limit < *count)
+        *count = d->limit;
+    return CLI_OK;
+}
+
+int cli_data_load_rows(const cli_data_opts *d, size_t first, size_t count,
+                       htnn_data **out)
+{
+    idx_files f;
+    const size_t rows[2] = {first, count};
+    int rc = main_files(d, &f);
+    *out = NULL;
+    return rc == CLI_OK ? read_idx(&f, rows, out) : rc;
 }
 
 int cli_data_load_test(const cli_data_opts *d, htnn_data **out)

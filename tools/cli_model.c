@@ -52,7 +52,8 @@ static const char predict_help[] =
     "Options:\n"
     "  --output FILE            write to FILE instead of standard output\n"
     "  --logits                 print the logits, comma-separated, instead\n"
-    "  --threads N              BLAS/kernel threads (default 1)\n";
+    "  --threads N              BLAS/kernel threads (default 1; a packed model:\n"
+    "                           its own threads, at most 16)\n";
 
 static const char info_help[] =
     "Usage: htnn info MODEL [--json]\n"
@@ -308,7 +309,7 @@ int cli_predict(int argc, char **argv)
     if (rc != CLI_OK)
         return rc == CLI_HELP ? CLI_OK : rc;
     if (cli_is_packed(o.model))
-        return cli_packed_predict(o.model, &o.data, o.output, o.logits);
+        return cli_packed_predict(o.model, &o.data, o.output, o.logits, o.threads);
     rc = load_model_and_data(&o, &net, &data);
     if (rc == CLI_OK && o.output != NULL)
         rc = predict_to_file(&o, net, data);

@@ -147,13 +147,17 @@ static int packed_predict_to(FILE *f, htnn_packed *p, htnn_data *data, int logit
 }
 
 int cli_packed_predict(const char *model, const cli_data_opts *data_opts, const char *output,
-                       int logits)
+                       int logits, int threads)
 {
     htnn_packed *p = NULL;
     htnn_data *data = NULL;
     htnn_status st = htnn_packed_load(model, &p);
     if (st != HTNN_OK)
         return cli_file_error(st, "cannot load packed model", model);
+    if ((st = htnn_packed_set_threads(p, threads)) != HTNN_OK) {
+        htnn_packed_free(p);
+        return cli_lib_error(st, "cannot set %d threads", threads);
+    }
     int rc = cli_data_load(data_opts, &data);
     if (rc == CLI_OK)
         rc = cli_data_check_width(data, cli_data_name(data_opts, 0),

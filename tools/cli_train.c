@@ -104,9 +104,10 @@ static const char train_help_training[] =
     "                           (same data and options: bit-identical result)\n"
     "  --json                   print a JSON summary line on stdout\n"
     "  --mpi                    data-parallel training under mpiexec: every rank\n"
-    "                           loads the data and trains its slice of every\n"
-    "                           global batch of --batch; rank 0 prints and saves\n"
-    "                           (a checkpoint of rank r > 0 goes to FILE.rank<r>)\n"
+    "                           reads its shard of IDX training data (CSV: all\n"
+    "                           of it) and trains its part of every global batch\n"
+    "                           of --batch; rank 0 prints and saves (a checkpoint\n"
+    "                           of rank r > 0 goes to FILE.rank<r>)\n"
     "  --quiet                  no progress output\n"
     "\n"
     "Ctrl-C stops training after the current batch and still saves the "
@@ -155,13 +156,17 @@ typedef struct train_opts {
     int resume;               /* --resume */
     int mpi;                  /* --mpi */
     int rank;                 /* MPI rank with --mpi, else 0 */
+    int ranks;                /* MPI ranks with --mpi, else 1 */
 } train_opts;
 
 typedef struct train_data {
-    htnn_data *train;
+    htnn_data *train;   /* the training set, or (sharded) this rank's shard of it */
     htnn_data *val;
     htnn_data *test;
     size_t classes;
+    int sharded;        /* --mpi with IDX data: train holds examples */
+    size_t first;       /* [first, first + count) of the training set's */
+    size_t total;       /* total examples (count when not sharded) */
 } train_data;
 
 /* ---- options ----------------------------------------------------------- */
@@ -197,6 +202,7 @@ static void train_opts_init(train_opts *o)
     }
     o->reach_cost = -1.0f;
     o->restarts = 100;
+    o->ranks = 1;
 }
 
 static int flag_into(cli_parser *p, int *dst, int value);
@@ -458,17 +464,23 @@ static void train_data_free(train_data *td)
     memset(td, 0, sizeof *td);
 }
 
+static int check_val_split(size_t n, size_t count)
+{
+    if (n < count)
+        return CLI_OK;
+    cli_error("--val-split %zu leaves no training data (%zu examples)", n, count);
+    return CLI_FAIL;
+}
+
 /* Moves the last n examples of td->train into td->val. */
 static int split_validation(train_data *td, size_t n)
 {
     size_t count = htnn_data_count(td->train);
     htnn_data *head = NULL;
     htnn_status st;
-    if (n >= count) {
-        cli_error("--val-split %zu leaves no training data (%zu examples)", n,
-                  count);
-        return CLI_FAIL;
-    }
+    int rc = check_val_split(n, count);
+    if (rc != CLI_OK)
+        return rc;
     st = htnn_data_subset(td->train, count - n, n, &td->val);
     if (st == HTNN_OK)
         st = htnn_data_subset(td->train, 0, count - n, &head);
@@ -505,8 +517,12 @@ static void report_data(const train_opts *o, const train_data *td,
     if (o->quiet)
         return;
     fprintf(stderr, "train: %zu examples, %zu features, %zu classes (%s)\n",
-            htnn_data_count(td->train), htnn_data_width(td->train),
-            td->classes, cli_data_name(&o->data, 0));
+            td->total, htnn_data_width(td->train), td->classes,
+            cli_data_name(&o->data, 0));
+    if (td->sharded)
+        fprintf(stderr, "sharded: each rank reads its part; rank %d holds examples "
+                "[%zu, %zu)\n", o->rank, td->first,
+                td->first + htnn_data_count(td->train));
     if (td->val != NULL)
         fprintf(stderr, "validation: %zu examples (last of the training "
                 "data)\n", htnn_data_count(td->val));
@@ -516,19 +532,60 @@ static void report_data(const train_opts *o, const train_data *td,
     fprintf(stderr, "loaded in %.2f s\n", seconds);
 }
 
-static int load_train_data(const train_opts *o, train_data *td)
+static int mpi_shard(const train_opts *o, size_t total, size_t *first, size_t *n);
+static size_t mpi_max(const train_opts *o, size_t v);
+
+/* The whole training set (--val-split: its last examples are validation). */
+static int load_whole(const train_opts *o, train_data *td)
 {
-    double start = cli_now();
     int rc = cli_data_load(&o->data, &td->train);
     if (rc != CLI_OK)
         return rc;
     td->classes = htnn_data_class_count(td->train);
+    if (td->classes > 0 && o->val_split > 0 &&
+        (rc = split_validation(td, o->val_split)) != CLI_OK)
+        return rc;
+    td->total = htnn_data_count(td->train);
+    return CLI_OK;
+}
+
+/* --mpi with IDX data: this rank reads only its shard of the training
+ * examples and the --val-split examples after them.  The class count is
+ * the whole set's (the maximum over the ranks), as alone: every rank's
+ * net must have the same output layer. */
+static int load_shard(const train_opts *o, train_data *td)
+{
+    size_t n, count;
+    int rc = cli_data_count(&o->data, &n);
+    if (rc == CLI_OK)
+        rc = check_val_split(o->val_split, n);
+    if (rc == CLI_OK)
+        rc = mpi_shard(o, n - o->val_split, &td->first, &count);
+    if (rc == CLI_OK)
+        rc = cli_data_load_rows(&o->data, td->first, count, &td->train);
+    if (rc == CLI_OK && o->val_split > 0)
+        rc = cli_data_load_rows(&o->data, n - o->val_split, o->val_split, &td->val);
+    if (rc != CLI_OK)
+        return rc;
+    td->sharded = 1;
+    td->total = n - o->val_split;
+    td->classes = htnn_data_class_count(td->train);
+    if (td->val != NULL && htnn_data_class_count(td->val) > td->classes)
+        td->classes = htnn_data_class_count(td->val);
+    td->classes = mpi_max(o, td->classes);
+    return CLI_OK;
+}
+
+static int load_train_data(const train_opts *o, train_data *td)
+{
+    double start = cli_now();
+    int rc = o->mpi && cli_data_is_idx(&o->data) ? load_shard(o, td) : load_whole(o, td);
+    if (rc != CLI_OK)
+        return rc;
     if (td->classes == 0) {
         cli_error("training data '%s' has no labels", cli_data_name(&o->data, 0));
         return CLI_FAIL;
     }
-    if (o->val_split > 0 && (rc = split_validation(td, o->val_split)) != CLI_OK)
-        return rc;
     rc = cli_data_load_test(&o->data, &td->test);
     if (rc == CLI_OK && td->test != NULL)
         rc = check_test_data(o, td);
@@ -761,7 +818,7 @@ static int setup_checkpoint(const train_opts *o, const train_data *td, cli_progr
     st = htnn_checkpoint_get_info(o->checkpoint, &info);
     if (st != HTNN_OK)
         return cli_file_error(st, "cannot resume from the checkpoint", o->checkpoint);
-    size_t count = htnn_data_count(td->train), bs = o->batch < count ? o->batch : count;
+    size_t count = td->total, bs = o->batch < count ? o->batch : count;
     size_t in_epoch = info.batch * bs < count ? info.batch * bs : count;
     ps->resumed_samples = info.epoch * count + in_epoch;
     if (o->quiet)
@@ -790,6 +847,10 @@ static int run_fit(const train_opts *o, htnn_net *net, train_data *td,
     fo.shuffle = o->shuffle;
     fo.progress = cli_progress_callback;
     fo.progress_user = ps;
+    if (td->sharded) {
+        fo.shard_first = td->first;
+        fo.shard_total = td->total;
+    }
     htnn_data *val = td->val ? td->val : (o->test_each_epoch ? td->test : NULL);
     if (val != NULL) {
         fo.val_x = htnn_data_features(val);
@@ -837,11 +898,12 @@ static int mpi_begin(train_opts *o)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &o->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    o->ranks = ranks;
     if (o->rank != 0) {
         o->quiet = 1;
         o->json = 0;
     } else if (!o->quiet) {
-        fprintf(stderr, "mpi: %d ranks, global batch %zu (%zu rows per rank)\n", ranks,
+        fprintf(stderr, "mpi: %d ranks, global batch %zu (about %zu rows per rank)\n", ranks,
                 o->batch, (o->batch + (size_t)ranks - 1) / (size_t)ranks);
     }
     if (o->rank != 0 && o->checkpoint != NULL) {
@@ -863,6 +925,29 @@ static int mpi_attach(const train_opts *o, htnn_net *net)
     return CLI_OK;
 }
 
+/* This rank's shard [*first, *first + *n) of `total` training examples. */
+static int mpi_shard(const train_opts *o, size_t total, size_t *first, size_t *n)
+{
+    htnn_status st = htnn_mpi_shard(total, o->rank, o->ranks, first, n);
+    if (st != HTNN_OK)
+        return cli_lib_error(st, "--mpi: cannot shard %zu examples", total);
+    if (*n == 0) {
+        cli_error("--mpi: %zu training examples for %d ranks: every rank needs one",
+                  total, o->ranks);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* The largest of every rank's v. */
+static size_t mpi_max(const train_opts *o, size_t v)
+{
+    unsigned long long mine = v, most = v;
+    (void)o;
+    MPI_Allreduce(&mine, &most, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    return (size_t)most;
+}
+
 /* A failure on one rank must end the job, not leave the others waiting. */
 static int mpi_end(const train_opts *o, int rc)
 {
@@ -878,6 +963,15 @@ static int mpi_end(const train_opts *o, int rc)
 static int mpi_begin(train_opts *o) { (void)o; return CLI_OK; }
 static int mpi_attach(const train_opts *o, htnn_net *net) { (void)o, (void)net; return CLI_OK; }
 static int mpi_end(const train_opts *o, int rc) { (void)o; return rc; }
+/* without MPI, --mpi is refused: one rank holds everything */
+static int mpi_shard(const train_opts *o, size_t total, size_t *first, size_t *n)
+{
+    (void)o;
+    *first = 0;
+    *n = total;
+    return CLI_OK;
+}
+static size_t mpi_max(const train_opts *o, size_t v) { (void)o; return v; }
 #endif
 
 /* ---- report ------------------------------------------------------------ */
@@ -896,7 +990,7 @@ static void print_json(const train_opts *o, const train_data *td,
     fprintf(f, "{\"command\":\"train\",\"epochs\":%zu,\"epochs_run\":%zu,"
             "\"batch\":%zu,\"threads\":%d,\"train_samples\":%zu,"
             "\"classes\":%zu,\"seconds\":", o->epochs, res->epochs_run,
-            o->batch, o->threads, htnn_data_count(td->train), td->classes);
+            o->batch, o->threads, td->total, td->classes);
     cli_json_number(f, ps->train_seconds);
     fputs(",\"samples_per_sec\":", f);
     cli_json_number(f, cli_progress_rate(ps));
@@ -989,7 +1083,7 @@ int cli_train(int argc, char **argv)
         rc = mpi_attach(&o, net);
     if (rc == CLI_OK) {
         cli_progress_init(&ps, o.quiet, td.val != NULL || (o.test_each_epoch && td.test),
-                          o.batch, htnn_data_count(td.train));
+                          o.batch, td.total);
         ps.val_name = td.val == NULL ? "test" : "val";
         rc = o.ftprop ? run_ftprop(&o, net, &td, &res)
                       : run_fit(&o, net, &td, &ps, &res);

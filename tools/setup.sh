@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(meson ninja-build pkg-config gcc libopenblas-dev libcmocka-dev zlib1g-dev
           libglpk-dev dataset-fashion-mnist python3 python3-numpy python3-pytest
           python3-matplotlib clang binutils valgrind abigail-tools
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin python3-mpi4py)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

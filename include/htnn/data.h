@@ -37,6 +37,34 @@ HTNN_API htnn_status htnn_data_load_idx(const char *images_path,
                                         const char *labels_path, int scale,
                                         htnn_data **out);
 
+/** Since 0.3: reads only examples [first, first + count) of an IDX image
+ *  file and its label file (labels_path may be NULL), as
+ *  htnn_data_load_idx would return them: the same values, labels, scale
+ *  and shape; the class count is that of the rows read.  Meant for
+ *  data-parallel training, where each rank holds its shard of the
+ *  training set (htnn_fit_options.shard_first, doc/distributed.md).
+ *  Both headers are checked as by htnn_data_load_idx (and a plain file's
+ *  size against its header, so a truncated file is refused whatever the
+ *  rows); a plain file is read from the first row by seeking, a gzip'd one
+ *  is decompressed from its start up to the last row (gzip cannot seek),
+ *  and nothing after the last row is read, so damage there goes unnoticed
+ *  in a gzip stream unless the rows reach the end.
+ *  HTNN_EINVAL: NULL images_path or out, bad scale, count 0, or rows
+ *  beyond the file's examples (first + count overflowing included);
+ *  HTNN_EFORMAT, HTNN_EIO, HTNN_ENUMERIC, HTNN_ENOMEM as
+ *  htnn_data_load_idx. */
+HTNN_API htnn_status htnn_data_load_idx_rows(const char *images_path,
+                                             const char *labels_path, int scale,
+                                             size_t first, size_t count,
+                                             htnn_data **out);
+
+/** Since 0.3: the number of examples an IDX file (images or labels)
+ *  declares, from its header alone (checked as htnn_data_load_idx checks
+ *  it; a plain file's size too).  With htnn_mpi_shard it tells each rank
+ *  which rows to load with htnn_data_load_idx_rows.
+ *  HTNN_EINVAL: NULL argument; HTNN_EIO, HTNN_EFORMAT. */
+HTNN_API htnn_status htnn_data_idx_count(const char *path, size_t *count);
+
 /** Options for htnn_data_load_csv; initialise with HTNN_CSV_OPTIONS_INIT. */
 typedef struct htnn_csv_options {
     size_t struct_size;  /**< sizeof(htnn_csv_options) */

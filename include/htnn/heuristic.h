@@ -242,7 +242,8 @@ HTNN_API size_t htnn_targets_batch(const htnn_targets *targets);
 
 /** Targets and weights (as the heuristic set them) of hidden layer `layer`
  *  (0-based: the output of net layer `layer`), each rows x cols (batch x
- *  layer width).  Any out-pointer may be NULL. */
+ *  layer width).  A real-valued layer takes no targets: its values and
+ *  weights read 0.  Any out-pointer may be NULL. */
 HTNN_API htnn_status htnn_targets_get(const htnn_targets *targets,
                                       size_t layer, const float **values,
                                       const float **weights, size_t *rows,

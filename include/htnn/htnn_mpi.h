@@ -16,8 +16,10 @@
  *     htnn_mpi_reducer_create(MPI_COMM_WORLD, 0, &red); // collective
  *     htnn_net_set_reducer(net, red);
  *     htnn_net_fit(net, opt, NULL, x, labels, count, &fit, &result);
- *     // every rank: the same whole training set, the same options;
- *     // rank r trains its slice of every global batch of fit.batch_size
+ *     // every rank: the same options, and the same whole training set
+ *     // or its shard of it (htnn_mpi_shard, htnn_data_load_idx_rows,
+ *     // fit.shard_first / shard_total); rank r trains its part of every
+ *     // global batch of fit.batch_size
  *     if (rank == 0) htnn_net_save(net, "model.htnn");
  *     htnn_net_set_reducer(net, NULL);
  *     htnn_mpi_reducer_free(red);                        // collective
@@ -97,8 +99,10 @@ HTNN_API htnn_status htnn_mpi_reducer_reset_stats(htnn_reducer *reducer);
 
 /** The contiguous block of `count` items rank `rank` of `ranks` owns:
  *  [*first, *first + *n) with *first = floor(rank*count/ranks), the same
- *  split htnn_net_fit uses for each global batch (block sizes differ by at
- *  most one).  Use it to split files, validation sets or work lists.
+ *  split htnn_net_fit uses for each global batch of the whole training set
+ *  (block sizes differ by at most one).  Use it to split files (the rows
+ *  of htnn_data_load_idx_rows for a sharded fit), validation sets or work
+ *  lists.
  *  HTNN_EINVAL: NULL outputs, ranks < 1 or rank out of range. */
 HTNN_API htnn_status htnn_mpi_shard(size_t count, int rank, int ranks, size_t *first,
                                     size_t *n);

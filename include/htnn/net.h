@@ -43,9 +43,13 @@ typedef struct htnn_net_options {
     /** Threads for BLAS and the library's kernels; 0 leaves the BLAS
      *  library's own setting alone.  With OpenBLAS the thread count is
      *  process-wide: the net sets it at the start of each training or
-     *  prediction call when this is > 0.  A net with conv2d or max-pool
-     *  layers and threads >= 2 also keeps threads - 1 helper threads of its
-     *  own for those layers (doc/guide.md, section 12), freed with the net. */
+     *  prediction call when this is > 0.  With threads >= 2 the net also
+     *  keeps threads - 1 helper threads of its own (doc/guide.md, section
+     *  12), freed with the net: conv2d and max-pool layers run on them, and
+     *  so does the whole training step of a net of dense layers with the
+     *  loss-driven heuristic (since 0.3; BLAS then runs single-threaded
+     *  inside each thread's share).  Results are deterministic for a given
+     *  thread count; different counts agree to float rounding. */
     int threads;
     /** 0 (default): targets for layer d-1 are computed from W[d] before its
      *  update (equal to one backward pass); 1: after the update. */

@@ -24,6 +24,9 @@
  * Threads: distinct packed nets may be used from different threads at once;
  * one packed net is not re-entrant (it owns scratch buffers for a chunk of
  * 256 examples, allocated when it is built: prediction allocates nothing).
+ * htnn_packed_set_threads() gives one packed net helper threads of its own
+ * that split each prediction call's examples between them; results do not
+ * depend on the thread count.
  */
 #ifndef HTNN_PACKED_H
 #define HTNN_PACKED_H
@@ -63,6 +66,32 @@ HTNN_API htnn_status htnn_packed_set_kernel(htnn_packed *packed, int kernel);
 
 /** The kernel in use (never HTNN_KERNEL_AUTO), or -1 for NULL. */
 HTNN_API int htnn_packed_kernel_in_use(const htnn_packed *packed);
+
+/** Most threads a packed net runs (htnn_packed_set_threads clamps to it). */
+#define HTNN_PACKED_MAX_THREADS 16
+
+/** Sets the threads a prediction call runs on.  threads >= 2: the packed
+ *  net keeps threads - 1 helper threads of its own (sleeping between
+ *  calls) and scratch buffers for each, allocated here, so prediction
+ *  still allocates nothing; each call splits its examples into contiguous
+ *  slices of whole blocks of 64, one per thread, and runs on the caller's
+ *  thread alone when it has 64 examples or fewer.  threads = 1 (and 0, the
+ *  same) frees them: prediction runs on the caller's thread only (the
+ *  default after htnn_net_pack and htnn_packed_load; the setting is not
+ *  saved).  Values above HTNN_PACKED_MAX_THREADS are clamped to it
+ *  (htnn_packed_threads() tells the value in use).  Negative or NULL:
+ *  HTNN_EINVAL.  Logits and classes are bit-identical for every thread
+ *  count: slices never cut a block, and every sgemm call (float-weight
+ *  layers, a binary first layer on inputs that are not 8-bit) covers one
+ *  block (doc/binary.md, section 6).  While the helpers run, OpenBLAS is
+ *  set to one thread and its count restored afterwards (process-wide, as
+ *  for htnn_net_options.threads).  Out of memory: HTNN_ENOMEM, and the
+ *  previous setting stays.  Not to be called while the packed net predicts
+ *  on another thread. */
+HTNN_API htnn_status htnn_packed_set_threads(htnn_packed *packed, int threads);
+
+/** Threads in use (1 .. HTNN_PACKED_MAX_THREADS), or -1 for NULL. */
+HTNN_API int htnn_packed_threads(const htnn_packed *packed);
 
 /** Static name of a kernel: "auto", "portable", "avx2", "avx512" or "?". */
 HTNN_API const char *htnn_packed_kernel_name(int kernel);

@@ -98,8 +98,11 @@ typedef struct htnn_reducer {
  *  shuffle identically (same seed), and rank r trains rows
  *  [floor(r*B/P), floor((r+1)*B/P)) of every global batch of B rows
  *  (P = ranks), so the batches are those of a single-process fit with
- *  batch size B.  A rank whose share of a short last batch is empty still
- *  takes part in the reductions.  Give each rank its own checkpoint_path
+ *  batch size B.  Or (since 0.3) every rank passes only its shard of the
+ *  training set (htnn_fit_options.shard_first, shard_total) and trains
+ *  the examples of every global batch that fall in it: the same batches.
+ *  A rank whose share of a batch is empty still takes part in the
+ *  reductions.  Give each rank its own checkpoint_path
  *  (they hold the same state).  htnn_net_clone does not copy the reducer.
  *
  *  HTNN_EINVAL: net NULL, struct_size too small, ranks < 1, rank out of

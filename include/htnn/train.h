@@ -110,12 +110,38 @@ typedef struct htnn_fit_options {
      *  a caller's own heuristic's state (the built-in heuristics keep none
      *  that affects training) and anything the progress callback keeps. */
     int resume;
+    /** Since 0.3: sharded training data, for data-parallel fits
+     *  (htnn_net_set_reducer) whose ranks each hold a part of the training
+     *  set (htnn_data_load_idx_rows).  shard_total 0 (default): x and
+     *  labels are the whole training set.  Otherwise the training set has
+     *  shard_total examples and x and labels hold its `count` examples
+     *  [shard_first, shard_first + count).  All ranks shuffle the
+     *  shard_total examples identically (same seed) and cut the same global
+     *  batches of batch_size, exactly as one process with the whole set
+     *  would; each rank trains the examples of every batch that fall in its
+     *  shard (so the ranks' shares vary from batch to batch; a share may be
+     *  empty).  The results match a single-process fit as the unsharded
+     *  data-parallel fit does (up to the order of float sums).  The ranks'
+     *  shards must tile [0, shard_total) and every rank must pass shards
+     *  (or every rank the whole set with shard_total 0): the fit checks
+     *  this with two small sums at its start and fails on every rank with
+     *  HTNN_EINVAL otherwise.  Without a reducer a shard must be the whole
+     *  set.  Checkpoints of a sharded fit hold the global example order and
+     *  a fingerprint of the whole training set (combined over the ranks),
+     *  so every rank writes the same file, and a sharded fit resumes from
+     *  it with any number of ranks (not an unsharded fit, nor the reverse:
+     *  their data fingerprints differ).  A data-parallel fit with resume
+     *  (sharded or not) fails on every rank with HTNN_ESTATE unless all
+     *  ranks continue from the same point (each needs its copy of the
+     *  checkpoint). */
+    size_t shard_first;
+    size_t shard_total;   /**< see shard_first */
 } htnn_fit_options;
 
 /** Default fit options: 10 epochs, batch 100, shuffled, no callback, no
- *  validation, no checkpoints. */
+ *  validation, no checkpoints, the whole training set. */
 #define HTNN_FIT_OPTIONS_INIT \
-    { sizeof(htnn_fit_options), 10, 100, 1, NULL, NULL, NULL, NULL, 0, NULL, 0, 0 }
+    { sizeof(htnn_fit_options), 10, 100, 1, NULL, NULL, NULL, NULL, 0, NULL, 0, 0, 0, 0 }
 
 /** Outcome of htnn_net_fit; set struct_size before the call. */
 typedef struct htnn_fit_result {

@@ -48,8 +48,9 @@ from .optimizer import Optimizer  # noqa: E402
 from .heuristic import Heuristic, LayerView, PythonHeuristic, Targets  # noqa: E402
 from .net import (BatchNorm, BatchResult, Conv2d, Dense, Evaluation, FitResult,  # noqa: E402
                   FtpropResult, Layer, LayerInfo, MaxPool2d, Net, Progress, separable)
-from .data import (FASHION_MNIST_CLASSES, Dataset, fashion_mnist_dir, load_csv,  # noqa: E402
-                   load_fashion_mnist, load_idx)
+from .data import (FASHION_MNIST_CLASSES, Dataset, fashion_mnist_dir, idx_count,  # noqa: E402
+                   load_csv, load_fashion_mnist, load_idx, load_idx_rows)
+from .reduce import Reducer, shard  # noqa: E402
 from .packed import Kernel, PackedNet  # noqa: E402
 from .progress import ProgressBar  # noqa: E402
 
@@ -92,7 +93,8 @@ def has_function(name):
 __all__ = ["Net", "Layer", "Dense", "Conv2d", "MaxPool2d", "BatchNorm", "LayerInfo", "Optimizer",
            "Heuristic", "PythonHeuristic",
            "LayerView", "Targets", "Dataset", "HTNNClassifier", "ProgressBar", "Progress",
-           "FitResult", "BatchResult", "Evaluation", "load", "load_idx", "load_csv",
+           "FitResult", "BatchResult", "Evaluation", "load", "load_idx", "load_idx_rows",
+           "idx_count", "Reducer", "shard", "load_csv",
            "load_fashion_mnist", "fashion_mnist_dir", "FASHION_MNIST_CLASSES",
            "Activation", "Loss", "Output", "OptimizerKind", "Schedule", "LayerKind", "Status",
            "BinaryWeights", "SearchWeighting", "HillStart", "Separability", "Solver", "FtpropResult",

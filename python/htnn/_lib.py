@@ -157,7 +157,9 @@ class FitOptions(Structure):
                 ("val_x", c_void_p), ("val_labels", c_void_p), ("val_count", c_size_t),
                 # since 0.2
                 ("checkpoint_path", c_char_p), ("checkpoint_every", c_size_t),
-                ("resume", c_int)]
+                ("resume", c_int),
+                # since 0.3
+                ("shard_first", c_size_t), ("shard_total", c_size_t)]
 
 
 class FitResult(Structure):
@@ -168,6 +170,18 @@ class FitResult(Structure):
 
 class BatchResult(Structure):
     _fields_ = [("struct_size", c_size_t), ("loss", c_double), ("correct", c_size_t)]
+
+
+# htnn_status (*allreduce_sum)(float *values, size_t count, void *user), and
+# start_sum, reduce_scatter_sum, allgather alike; htnn_status (*wait_all)(void *user)
+SUM_FN = CFUNCTYPE(c_int, c_void_p, c_size_t, c_void_p)
+WAIT_FN = CFUNCTYPE(c_int, c_void_p)
+
+
+class Reducer(Structure):
+    _fields_ = [("struct_size", c_size_t), ("ranks", c_int), ("rank", c_int),
+                ("allreduce_sum", SUM_FN), ("start_sum", SUM_FN), ("wait_all", WAIT_FN),
+                ("user", c_void_p), ("reduce_scatter_sum", SUM_FN), ("allgather", SUM_FN)]
 
 
 class CsvOptions(Structure):
@@ -226,7 +240,7 @@ STRUCTS = {"htnn_net_options": NetOptions, "htnn_dense_options": DenseOptions,
            "htnn_fit_result": FitResult, "htnn_batch_result": BatchResult,
            "htnn_csv_options": CsvOptions, "htnn_conv2d_options": Conv2dOptions,
            "htnn_maxpool2d_options": MaxPool2dOptions,
-           "htnn_batchnorm_options": BatchNormOptions}
+           "htnn_batchnorm_options": BatchNormOptions, "htnn_reducer": Reducer}
 # Checked against the C layouts only when the headers have them.
 OPTIONAL_STRUCTS = {"htnn_hill_options": HillOptions,
                     "htnn_exhaustive_options": ExhaustiveOptions,
@@ -303,8 +317,12 @@ _PROTOTYPES = {
     # train.h
     "htnn_net_train_batch": (st, [vp, vp, vp, vp, vp, sz, _p(BatchResult)]),
     "htnn_net_fit": (st, [vp, vp, vp, vp, vp, sz, _p(FitOptions), _p(FitResult)]),
+    # reduce.h
+    "htnn_net_set_reducer": (st, [vp, _p(Reducer)]),
     # data.h
     "htnn_data_load_idx": (st, [c_char_p, c_char_p, c_int, _p(vp)]),
+    "htnn_data_load_idx_rows": (st, [c_char_p, c_char_p, c_int, sz, sz, _p(vp)]),
+    "htnn_data_idx_count": (st, [c_char_p, _p(sz)]),
     "htnn_data_load_csv": (st, [c_char_p, _p(CsvOptions), _p(vp)]),
     "htnn_data_create": (st, [vp, vp, sz, sz, _p(vp)]),
     "htnn_data_subset": (st, [vp, sz, sz, _p(vp)]),
@@ -332,6 +350,8 @@ _OPTIONAL = {
     "htnn_packed_set_kernel": (st, [vp, c_int]),
     "htnn_packed_kernel_in_use": (c_int, [vp]),
     "htnn_packed_kernel_name": (c_char_p, [c_int]),
+    "htnn_packed_set_threads": (st, [vp, c_int]),
+    "htnn_packed_threads": (c_int, [vp]),
     "htnn_packed_input_width": (sz, [vp]),
     "htnn_packed_output_width": (sz, [vp]),
     "htnn_packed_layer_count": (sz, [vp]),

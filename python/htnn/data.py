@@ -11,8 +11,8 @@ from ._handle import Handle
 from ._lib import CsvOptions, lib, new
 from ._util import as_features, as_labels
 
-__all__ = ["Dataset", "load_idx", "load_csv", "load_fashion_mnist", "fashion_mnist_dir",
-           "FASHION_MNIST_CLASSES"]
+__all__ = ["Dataset", "load_idx", "load_idx_rows", "idx_count", "load_csv",
+           "load_fashion_mnist", "fashion_mnist_dir", "FASHION_MNIST_CLASSES"]
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -110,6 +110,29 @@ def load_idx(images, labels=None, scale=True):
                                  None if labels is None else os.fsencode(labels),
                                  1 if scale else 0, ctypes.byref(out)), "htnn_data_load_idx")
     return Dataset._wrap(out.value)
+
+
+def load_idx_rows(images, labels=None, first=0, count=None, scale=True):
+    """Reads only examples [first, first + count) of IDX files (count None:
+    to the end), as load_idx would return them: for one rank's shard of a
+    data-parallel fit (htnn.shard, Net.fit(shard=...)).  A plain file is
+    read from the first row by seeking; a gzip'd one is decompressed up to
+    the last."""
+    if count is None:
+        count = idx_count(images) - first
+    out = ctypes.c_void_p()
+    check(lib.htnn_data_load_idx_rows(os.fsencode(images),
+                                      None if labels is None else os.fsencode(labels),
+                                      1 if scale else 0, first, count, ctypes.byref(out)),
+          "htnn_data_load_idx_rows")
+    return Dataset._wrap(out.value)
+
+
+def idx_count(path):
+    """The number of examples an IDX file declares (its header only)."""
+    n = ctypes.c_size_t()
+    check(lib.htnn_data_idx_count(os.fsencode(path), ctypes.byref(n)), "htnn_data_idx_count")
+    return n.value
 
 
 def load_csv(path, label_column=0, header="auto", delimiter=",", scale=False):

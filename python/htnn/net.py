@@ -25,6 +25,7 @@ from ._util import (Activation, BinaryWeights, LayerKind, Loss, Output, Separabi
                     as_features, as_labels, enum_value, float_array)
 from .heuristic import Heuristic, PythonHeuristic, Targets
 from .optimizer import Optimizer
+from . import reduce as _reduce
 
 __all__ = ["Net", "Layer", "Dense", "Conv2d", "MaxPool2d", "BatchNorm", "LayerInfo", "Progress",
            "FitResult", "BatchResult", "Evaluation", "FtpropResult", "separable"]
@@ -829,6 +830,14 @@ class Net(Handle):
 
     # --- training ------------------------------------------------------------
 
+    def set_reducer(self, reducer):
+        """Trains data-parallel with an htnn.Reducer (sums over the ranks;
+        htnn_net_set_reducer), or alone again with None.  Every rank then
+        makes the same fit / train_batch calls: fit with the whole data set
+        on every rank, or each rank's part with ``shard=(first, total)``;
+        train_batch with each rank's rows of the batch.  See htnn.reduce."""
+        _reduce.attach(self, reducer)
+
     @staticmethod
     def _heuristic_handle(heuristic):
         if heuristic is None:
@@ -854,6 +863,7 @@ class Net(Handle):
                                               x.shape[0], _byref(res))
         if heuristic is not None:
             heuristic._raise_pending()
+        _reduce.raise_pending(self)
         check(status, "htnn_net_train_batch")
         if state is not None and state.interrupted:
             raise KeyboardInterrupt
@@ -889,7 +899,7 @@ class Net(Handle):
 
     def fit(self, x, y, *, epochs=10, batch_size=100, shuffle=True, optimizer=None,
             heuristic=None, validation_data=None, callback=None, on_interrupt="raise",
-            checkpoint=None, checkpoint_every=0, resume=False):
+            checkpoint=None, checkpoint_every=0, resume=False, shard=None):
         """Trains over epochs of mini-batches (htnn_net_fit).
 
         - ``optimizer``: an Optimizer, default ``net.optimizer`` (Adam 1e-3,
@@ -913,6 +923,10 @@ class Net(Handle):
           the result is bit-identical to an uninterrupted fit.
         - If training diverges (NaN/Inf loss), htnn.NumericError is raised
           and the net and optimizer are back at their last good state.
+        - ``shard=(first, total)``, data-parallel (``set_reducer``): x and y
+          are examples [first, first + len(x)) of a training set of `total`
+          that the ranks share out; the global batches stay those of one
+          process (htnn_fit_options.shard_first, doc/distributed.md).
 
         Returns a FitResult with the per-epoch ``history``.
         """
@@ -934,6 +948,8 @@ class Net(Handle):
             fo.resume = int(bool(resume))
         elif resume or checkpoint_every:
             raise InvalidArgument("resume and checkpoint_every need a checkpoint path")
+        if shard is not None:  # x, y: examples [first, first + len(x)) of total
+            fo.shard_first, fo.shard_total = (_size(v, "shard") for v in shard)
         if validation_data is not None:
             try:
                 vx, vy = validation_data
@@ -955,6 +971,7 @@ class Net(Handle):
         self.last_fit = result
         if heuristic is not None:
             heuristic._raise_pending()
+        _reduce.raise_pending(self)
         check(status, "htnn_net_fit")
         if state.error is not None:
             raise state.error

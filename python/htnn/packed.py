@@ -107,6 +107,20 @@ class PackedNet(Handle):
         check(_fn("htnn_packed_set_kernel")(self._h, enum_value(Kernel, value, "kernel")),
               "htnn_packed_set_kernel")
 
+    @property
+    def threads(self):
+        """Threads a prediction call runs on (1 after pack or load).  Assign
+        n >= 2 to give this net n - 1 helper threads of its own (at most
+        HTNN_PACKED_MAX_THREADS = 16, larger values are clamped; 0 means 1;
+        negative: InvalidArgument).  Results are identical for every value;
+        calls of 64 examples or fewer run on the caller's thread (newer
+        libraries only)."""
+        return int(_fn("htnn_packed_threads")(self._h))
+
+    @threads.setter
+    def threads(self, value):
+        check(_fn("htnn_packed_set_threads")(self._h, int(value)), "htnn_packed_set_threads")
+
     def predict_logits(self, x, out=None):
         h = self._h
         x = as_features(x, self.input_width)

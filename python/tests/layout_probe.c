@@ -143,6 +143,8 @@ int main(void)
     FIELD(htnn_fit_options, checkpoint_path);
     FIELD(htnn_fit_options, checkpoint_every);
     FIELD(htnn_fit_options, resume);
+    FIELD(htnn_fit_options, shard_first);
+    FIELD(htnn_fit_options, shard_total);
 
     SIZE(htnn_fit_result);
     FIELD(htnn_fit_result, epochs_run);
@@ -156,6 +158,16 @@ int main(void)
     SIZE(htnn_batch_result);
     FIELD(htnn_batch_result, loss);
     FIELD(htnn_batch_result, correct);
+
+    SIZE(htnn_reducer);
+    FIELD(htnn_reducer, ranks);
+    FIELD(htnn_reducer, rank);
+    FIELD(htnn_reducer, allreduce_sum);
+    FIELD(htnn_reducer, start_sum);
+    FIELD(htnn_reducer, wait_all);
+    FIELD(htnn_reducer, user);
+    FIELD(htnn_reducer, reduce_scatter_sum);
+    FIELD(htnn_reducer, allgather);
 
     SIZE(htnn_csv_options);
     FIELD(htnn_csv_options, label_column);

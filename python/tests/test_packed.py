@@ -66,3 +66,23 @@ def test_export_c(trained):
         assert "htnn_model_predict" in packed.export_c()
         with pytest.raises(htnn.InvalidArgument):
             packed.export_c("not an identifier")
+
+
+def test_threads(trained):
+    if not htnn.has_function("htnn_packed_set_threads"):
+        pytest.skip("htnn_packed_set_threads is not in this libhtnn")
+    net, x = trained
+    with net.pack() as packed:
+        assert packed.threads == 1
+        logits, classes = packed.predict_logits(x), packed.predict(x)
+        for n in (2, 3, 1000, 0):
+            packed.threads = n
+            assert packed.threads == {1000: 16, 0: 1}.get(n, n)
+            np.testing.assert_array_equal(packed.predict_logits(x), logits)
+            np.testing.assert_array_equal(packed.predict(x), classes)
+        packed.threads = 2
+        with pytest.raises(htnn.InvalidArgument):
+            packed.threads = -1
+        assert packed.threads == 2
+        with pickle.loads(pickle.dumps(packed)) as copy:
+            assert copy.threads == 1  # not saved
