@@ -3,8 +3,9 @@
 
 Runs, alternating A B A B ... for --reps rounds on the same machine:
   htnn-mlp      build/bench/train_mlp train   (per --threads value)
-  pytorch-mlp   bench/compare_pytorch.py       (torch 1 thread, OpenBLAS as
-                                                the system sets it: its best)
+  pytorch-*     bench/compare_pytorch.py at every thread setting of
+                PEER_SETTINGS (torch threads x OpenBLAS threads); vs_peer
+                uses the best of them
   sgemm         build/bench/train_mlp sgemm   (per --threads value): the same
                 sgemm calls alone, the roofline of this workload on this BLAS
 and prints every run's JSON line, then one summary JSON line with the medians
@@ -115,9 +116,11 @@ def main():
         configs.append((f"htnn-t{t}", [tm, "train", "--epochs", str(a.epochs),
                                        "--threads", str(t), "--seed", str(a.seed)]))
     if not a.no_peer:
-        configs.append(("pytorch", [sys.executable, os.path.join(HERE, "compare_pytorch.py"),
-                                    "--epochs", str(a.epochs), "--threads", "1",
-                                    "--seed", str(a.seed)]))
+        for tt, bt in PEER_SETTINGS:
+            configs.append((f"pytorch-t{tt}-blas{bt}",
+                            [sys.executable, os.path.join(HERE, "compare_pytorch.py"),
+                             "--epochs", str(a.epochs), "--threads", tt, "--blas-threads", bt,
+                             "--seed", str(a.seed)]))
     for t in threads:
         configs.append((f"sgemm-t{t}", [tm, "sgemm", "--threads", str(t), "--batches", "1000"]))
     return run_rounds(a, threads, configs)

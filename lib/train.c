@@ -23,6 +23,7 @@
 #include "options.h"
 #include "snapshot.h"
 #include "train_mt.h"
+#include "workers.h"
 
 static htnn_layer_view make_view(const htnn_net *net, size_t d, size_t m)
 {
@@ -377,6 +378,7 @@ typedef struct fit_state {
     size_t *order;   /* example order of the current epoch */
     float *xb;       /* gathered batch inputs */
     int32_t *yb;     /* gathered batch labels */
+    size_t *sel;     /* the batch's rows of x, in order */
 } fit_state;
 
 /* Safe to call twice: a failed fit_state_init frees, and so does fit_end. */
@@ -385,9 +387,11 @@ static void fit_state_free(fit_state *fs)
     mem_free(fs->order);
     mem_free(fs->xb);
     mem_free(fs->yb);
+    mem_free(fs->sel);
     fs->order = NULL;
     fs->xb = NULL;
     fs->yb = NULL;
+    fs->sel = NULL;
 }
 
 static htnn_status fit_state_init(fit_state *fs, size_t count, size_t rows, size_t width)
@@ -395,7 +399,8 @@ static htnn_status fit_state_init(fit_state *fs, size_t count, size_t rows, size
     fs->order = mem_malloc(count * sizeof *fs->order);
     fs->xb = mem_malloc(rows * width * sizeof *fs->xb);
     fs->yb = mem_malloc(rows * sizeof *fs->yb);
-    if (fs->order == NULL || fs->xb == NULL || fs->yb == NULL) {
+    fs->sel = mem_malloc(rows * sizeof *fs->sel);
+    if (fs->order == NULL || fs->xb == NULL || fs->yb == NULL || fs->sel == NULL) {
         fit_state_free(fs);
         return error_set(HTNN_ENOMEM, "htnn_net_fit: out of memory");
     }
@@ -506,6 +511,23 @@ static void rank_slice(const htnn_reducer *red, size_t m, size_t *lo, size_t *hi
     *hi = m * (rank + 1) / ranks;
 }
 
+/* Copying a shuffled batch's rows waits on memory (each row is somewhere
+ * else in a large array), so the net's threads share it. */
+typedef struct gather_job {
+    float *dst;
+    const float *src;
+    const size_t *sel;
+    size_t rows, width;
+} gather_job;
+
+static void gather_part(void *arg, size_t part, size_t parts)
+{
+    const gather_job *g = arg;
+    for (size_t i = g->rows * part / parts; i < g->rows * (part + 1) / parts; i++)
+        memcpy(g->dst + i * g->width, g->src + g->sel[i] * g->width,
+               g->width * sizeof *g->dst);
+}
+
 /* This rank's rows of the global batch at [first, first + m) of the
  * epoch's order, *rows of them: with the whole set on every rank, its
  * slice of the batch (rank_slice); with a shard, the batch's examples that
@@ -530,9 +552,11 @@ static const float *batch_inputs(const fit_run *r, size_t first, size_t m, size_
         size_t k = r->fs.order[first + i] - r->shard_first;  /* wraps below the shard */
         if (k >= r->shard_rows)
             continue;
-        memcpy(r->fs.xb + *rows * w, r->x + k * w, w * sizeof *r->x);
+        r->fs.sel[*rows] = k;
         r->fs.yb[(*rows)++] = r->labels[k];
     }
+    gather_job g = {r->fs.xb, r->x, r->fs.sel, *rows, w};
+    workers_run(r->net->workers, gather_part, &g);
     *yb = r->fs.yb;
     return r->fs.xb;
 }

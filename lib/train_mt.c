@@ -24,8 +24,9 @@
 #define UNIT_BLOCK 16
 
 /* Below this many multiply-adds a layer's job runs on the calling thread:
- * the fork-join would cost more than it saves. */
-#define PARALLEL_MIN_WORK ((size_t)1 << 20)
+ * split, it was slower on the reference MLP (the 512 x 10 output layer's
+ * backward job: about 1.2 million). */
+#define PARALLEL_MIN_WORK ((size_t)1 << 21)
 
 typedef struct mt_job {
     htnn_net *net;
@@ -171,8 +172,11 @@ void train_mt_backward(htnn_net *net, htnn_optimizer *opt, const float *x, size_
     net_blas_alone(net, 1);
     while (j.d-- > 0) {
         htnn_layer *l = net->layers[j.d];
-        /* the update's elementwise passes weigh like a few rows of sgemm */
-        size_t work = l->n_w * m + (j.update ? j.update->n_w * 8 : 0);
+        /* multiply-adds of gW and G, plus the elementwise passes (targets
+         * and loss gradient below, the update above) at the price of a
+         * few multiply-adds per entry */
+        size_t work = l->n_w * m * (j.d > 0 ? 2 : 1) + (j.d > 0 ? m * l->in * 4 : 0) +
+                      (j.update ? j.update->n_w * 8 : 0);
         run_job(&j, backward_part, work);
         j.update = l;
     }

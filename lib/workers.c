@@ -8,7 +8,9 @@
 #include "workers.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -19,14 +21,17 @@ typedef struct helper {
     pthread_t tid;
 } helper;
 
-/* Polls of a spinning wait before it sleeps. */
-#define SPIN_POLLS 4000
+/* How long a waiting thread spins before it sleeps: longer than the
+ * serial work between two jobs of a training step (batch gathering, the
+ * output layer), shorter than anything a caller would notice. */
+#define SPIN_NS 300000L
+#define SPIN_PAUSE_NS 20000L
 
 struct workers {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     atomic_ulong generation;  /* bumped once per job (and to quit) */
-    atomic_size_t pending;    /* helpers still running the current job */
+    atomic_ulong pending;     /* helpers still running the current job */
     atomic_int quit;
     work_fn fn;
     void *arg;
@@ -41,15 +46,31 @@ static void cpu_relax(void)
 #endif
 }
 
-/* Spins until the generation differs from `seen`; 0 if it did not. */
-static int spin_for_job(workers *w, unsigned long seen)
+static long elapsed_ns(const struct timespec *since)
 {
-    for (int i = 0; i < SPIN_POLLS; i++) {
-        if (atomic_load_explicit(&w->generation, memory_order_acquire) != seen)
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - since->tv_sec) * 1000000000L + (t.tv_nsec - since->tv_nsec);
+}
+
+/* Spins until (*value == x) == want (1) or SPIN_NS have passed (0).
+ * After the first SPIN_PAUSE_NS it yields the core at each poll, so that a
+ * thread with work (OpenBLAS's own, between a conv net's jobs) gets it. */
+static int spin_until(atomic_ulong *value, unsigned long x, int want)
+{
+    struct timespec start;
+    long spent = 0;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned i = 1;; i++) {
+        if ((atomic_load_explicit(value, memory_order_acquire) == x) == want)
             return 1;
-        cpu_relax();
+        if (spent > SPIN_PAUSE_NS)
+            sched_yield();
+        else
+            cpu_relax();
+        if (i % 64 == 0 && (spent = elapsed_ns(&start)) > SPIN_NS)
+            return 0;
     }
-    return 0;
 }
 
 static void *helper_main(void *p)
@@ -60,7 +81,7 @@ static void *helper_main(void *p)
      * thread first looks is still seen as new */
     unsigned long seen = 0;
     for (;;) {
-        if (!spin_for_job(w, seen)) {
+        if (!spin_until(&w->generation, seen, 0)) {
             pthread_mutex_lock(&w->mu);
             while (atomic_load(&w->generation) == seen)
                 pthread_cond_wait(&w->go, &w->mu);
@@ -137,9 +158,7 @@ void workers_run(workers *w, work_fn fn, void *arg)
     pthread_cond_broadcast(&w->go);
     pthread_mutex_unlock(&w->mu);
     fn(arg, 0, w->parts);
-    for (int i = 0; i < SPIN_POLLS && atomic_load(&w->pending) != 0; i++)
-        cpu_relax();
-    if (atomic_load(&w->pending) == 0)
+    if (spin_until(&w->pending, 0, 1))
         return;
     pthread_mutex_lock(&w->mu);
     while (atomic_load(&w->pending) != 0)
