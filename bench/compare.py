@@ -25,8 +25,8 @@ and the ratios the bars are stated in:
 layer (--binary-weights scaled, the default, or sign; doc/binary.md):
   htnn-t<n>     build/tools/htnn train --layers 512,512 --binary-weights MODE
                 (per --threads value)
-  pytorch       compare_pytorch.py --binary-weights MODE (torch 1 thread,
-                OpenBLAS as the system sets it, as for --net mlp); no roofline
+  pytorch-*     compare_pytorch.py --binary-weights MODE at every thread
+                setting of PEER_SETTINGS, as for --net mlp; no roofline
   /usr/bin/python3 bench/compare.py --net binary-mlp --epochs 2 --reps 3
 """
 import argparse
@@ -83,9 +83,11 @@ def binary_mlp_configs(a, threads):
                                os.path.join(tempfile.gettempdir(), "htnn-compare.htnn")]
                 + common + limit) for t in threads]
     if not a.no_peer:
-        configs.append(("pytorch", [sys.executable, os.path.join(HERE, "compare_pytorch.py"),
-                                    "--binary-weights", a.binary_weights, "--threads", "1"]
-                        + common + limit))
+        for tt, bt in PEER_SETTINGS:
+            configs.append((f"pytorch-t{tt}-blas{bt}",
+                            [sys.executable, os.path.join(HERE, "compare_pytorch.py"),
+                             "--binary-weights", a.binary_weights, "--threads", tt,
+                             "--blas-threads", bt] + common + limit))
     return configs
 
 

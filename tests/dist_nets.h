@@ -125,6 +125,18 @@ static double dist_max_diff(const float *a, const float *b, size_t n)
  * unsharded); then, alone (without the reducer), one more batch of the
  * first 20 rows with the same optimizer, which depends on the whole
  * optimizer state being on every rank after the fit. */
+/* The fit every distributed test runs: 3 epochs of DIST_BATCH, on the
+ * shard [first, ...) of `total` examples (total 0: unsharded). */
+static htnn_fit_options dist_fit_options(size_t first, size_t total)
+{
+    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
+    fo.epochs = 3;
+    fo.batch_size = DIST_BATCH;
+    fo.shard_first = first;
+    fo.shard_total = total;
+    return fo;
+}
+
 static htnn_status dist_fit_shard(htnn_net *net, const float *x, const int32_t *y,
                                   size_t first, size_t n, htnn_fit_result *res)
 {
@@ -132,11 +144,7 @@ static htnn_status dist_fit_shard(htnn_net *net, const float *x, const int32_t *
     htnn_status st = htnn_optimizer_create(NULL, &opt);
     if (st != HTNN_OK)
         return st;
-    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
-    fo.epochs = 3;
-    fo.batch_size = DIST_BATCH;
-    fo.shard_first = first;
-    fo.shard_total = n ? DIST_COUNT : 0;
+    htnn_fit_options fo = dist_fit_options(first, n ? DIST_COUNT : 0);
     size_t w = htnn_net_input_width(net);
     st = htnn_net_fit(net, opt, NULL, x + first * w, y + first, n ? n : DIST_COUNT, &fo, res);
     if (st == HTNN_OK)

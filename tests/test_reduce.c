@@ -326,11 +326,7 @@ static htnn_status shard_fit(htnn_net *net, shard_job *j)
     htnn_status st = htnn_optimizer_create(NULL, &opt);
     if (st != HTNN_OK)
         return st;
-    htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;
-    fo.epochs = 3;
-    fo.batch_size = DIST_BATCH;
-    fo.shard_first = j->first;
-    fo.shard_total = j->total;
+    htnn_fit_options fo = dist_fit_options(j->first, j->total);
     fo.checkpoint_path = j->checkpoint[0] ? j->checkpoint : NULL;
     fo.resume = j->resume;
     fo.progress = j->stop_after ? stop_on_rank0 : NULL;
