@@ -7,8 +7,8 @@
  * whole step: it computes them with single-threaded sgemms on its block
  * of W (forward, gW) or of G (input gradient), and then the elementwise
  * work of the same block.  Nothing is summed across threads, so no
- * partial buffers and no reduction; a step costs one fork-join per layer
- * going up and one per layer coming down.
+ * partial buffers and no reduction; a step costs one fork-join per large
+ * layer going up and one coming down (small layers run on the caller).
  * SPDX-License-Identifier: MIT */
 #include "train_mt.h"
 
@@ -19,8 +19,8 @@
 #include "dense.h"
 #include "workers.h"
 
-/* Units are split in blocks of 16 floats (a 64-byte line), so threads
- * never write the same cache line of a row. */
+/* Units are split in blocks of 16 (a 64-byte line of floats), so two
+ * threads share at most one cache line per row at their boundary. */
 #define UNIT_BLOCK 16
 
 /* Below this many multiply-adds a layer's job runs on the calling thread:
