@@ -516,20 +516,6 @@ static void forward_chunk(const htnn_packed *p, packed_scratch *s, const float *
     }
 }
 
-/* 1 if every value is finite: an OR over the exponent bits, which
- * vectorises (all_finite's float sum does not). */
-HTNN_CLONES
-static int inputs_finite(const float *x, size_t n)
-{
-    uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &x[i], sizeof b);
-        bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
-    }
-    return bad == 0;
-}
-
 static htnn_status check_predict(const htnn_packed *p, const float *x, size_t count,
                                  const void *out, const char *what)
 {
@@ -539,7 +525,7 @@ static htnn_status check_predict(const htnn_packed *p, const float *x, size_t co
         return error_set(HTNN_EINVAL, "%s: no examples (count is 0)", what);
     if (count > SIZE_MAX / p->input_width)
         return error_set(HTNN_EINVAL, "%s: %zu examples are too many", what, count);
-    if (!inputs_finite(x, count * p->input_width))
+    if (!all_finite(x, count * p->input_width))
         return error_set(HTNN_ENUMERIC, "%s: inputs contain NaN or infinity", what);
     return HTNN_OK;
 }
