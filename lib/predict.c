@@ -30,18 +30,28 @@ static void output_targets(size_t out, int32_t label, float inv_m, float *t, flo
     }
 }
 
+/* Outputs up to this wide keep their exponentials for the gradient
+ * instead of computing them twice (the same values either way). */
+#define SOFTMAX_KEEP 64
+
 /* Softmax cross-entropy of one row; writes (p - onehot) * inv_m to dz. */
 static double softmax_row(const float *z, size_t out, int32_t label, float inv_m, float *dz)
 {
+    double e[SOFTMAX_KEEP];
+    int keep = out <= SOFTMAX_KEEP;
     float max = z[0];
     for (size_t j = 1; j < out; j++)
         max = z[j] > max ? z[j] : max;
     double sum = 0.0;
-    for (size_t j = 0; j < out; j++)
-        sum += exp((double)(z[j] - max));
+    for (size_t j = 0; j < out; j++) {
+        double ej = exp((double)(z[j] - max));
+        if (keep)
+            e[j] = ej;
+        sum += ej;
+    }
     if (dz) {
         for (size_t j = 0; j < out; j++) {
-            float p = (float)(exp((double)(z[j] - max)) / sum);
+            float p = (float)((keep ? e[j] : exp((double)(z[j] - max))) / sum);
             dz[j] = (p - ((int32_t)j == label ? 1.0f : 0.0f)) * inv_m;
         }
     }
