@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <htnn/htnn.h>
+#include "crc_reference.h"
+#include "conv_nets.h"
 
 enum { N = 150, W = 6, CLASSES = 3, VAL = 40 };
 
@@ -370,16 +372,7 @@ static htnn_net *make_conv_net(void)
     assert_int_equal(htnn_net_set_input_shape(net, 2, 4, 4), HTNN_OK);
     htnn_conv2d_options co = HTNN_CONV2D_OPTIONS_INIT;
     co.channels = 4;
-    assert_int_equal(htnn_net_add_conv2d(net, &co, NULL), HTNN_OK);
-    htnn_maxpool2d_options po = HTNN_MAXPOOL2D_OPTIONS_INIT;
-    assert_int_equal(htnn_net_add_maxpool2d(net, &po, NULL), HTNN_OK);
-    htnn_batchnorm_options bo = HTNN_BATCHNORM_OPTIONS_INIT;
-    bo.activation = HTNN_ACT_SIGN;
-    assert_int_equal(htnn_net_add_batchnorm(net, &bo, NULL), HTNN_OK);
-    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
-    d.units = CLASSES;
-    d.activation = HTNN_ACT_IDENTITY;
-    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    add_conv_block_and_output(net, &co, CLASSES);
     return net;
 }
 
@@ -627,17 +620,6 @@ static void write_all(const char *path, const unsigned char *data, size_t size)
     assert_int_equal(fclose(f), 0);
 }
 
-static uint32_t crc32_bitwise(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 /* The offset of section `tag`'s payload (walking the 12-byte heads). */
 static size_t section_at(const unsigned char *d, size_t size, uint32_t tag)
 {
@@ -669,7 +651,7 @@ static void patch_u64(const unsigned char *from, size_t size, size_t at, uint64_
     assert_non_null(d);
     memcpy(d, from, size);
     memcpy(d + at, &v, 8);
-    uint32_t crc = crc32_bitwise(d, size - 4);
+    uint32_t crc = crc32_reference(d, size - 4);
     memcpy(d + size - 4, &crc, 4);
     write_all(to, d, size);
     free(d);

@@ -16,6 +16,7 @@
 #include "htnn/htnn.h"
 #include "layers.h"
 #include "net_internal.h"
+#include "conv_nets.h"
 
 static uint64_t seed_state = 12345;
 
@@ -360,15 +361,7 @@ static htnn_net *small_convnet(int binary)
     htnn_net *net = image_net(1, 8, 8);
     htnn_conv2d_options co = HTNN_CONV2D_OPTIONS_INIT;
     co.channels = 4, co.binary_weights = binary;
-    assert_int_equal(htnn_net_add_conv2d(net, &co, NULL), HTNN_OK);
-    htnn_maxpool2d_options po = HTNN_MAXPOOL2D_OPTIONS_INIT;
-    assert_int_equal(htnn_net_add_maxpool2d(net, &po, NULL), HTNN_OK);
-    htnn_batchnorm_options bo = HTNN_BATCHNORM_OPTIONS_INIT;
-    bo.activation = HTNN_ACT_SIGN;
-    assert_int_equal(htnn_net_add_batchnorm(net, &bo, NULL), HTNN_OK);
-    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
-    d.units = 3, d.activation = HTNN_ACT_IDENTITY;
-    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    add_conv_block_and_output(net, &co, 3);
     return net;
 }
 

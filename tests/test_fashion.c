@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include <htnn/htnn.h>
+#include "conv_nets.h"
 
 static htnn_data *load(const char *split)
 {
@@ -81,15 +82,7 @@ static void test_sign_convnet_learns(void **state)
     assert_int_equal(htnn_net_set_input_shape(net, c, h, w), HTNN_OK);
     htnn_conv2d_options co = HTNN_CONV2D_OPTIONS_INIT;
     co.channels = 8, co.kernel_h = co.kernel_w = 5, co.padding = 2;
-    assert_int_equal(htnn_net_add_conv2d(net, &co, NULL), HTNN_OK);
-    htnn_maxpool2d_options po = HTNN_MAXPOOL2D_OPTIONS_INIT;
-    assert_int_equal(htnn_net_add_maxpool2d(net, &po, NULL), HTNN_OK);
-    htnn_batchnorm_options bo = HTNN_BATCHNORM_OPTIONS_INIT;
-    bo.activation = HTNN_ACT_SIGN;
-    assert_int_equal(htnn_net_add_batchnorm(net, &bo, NULL), HTNN_OK);
-    htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
-    d.units = 10, d.activation = HTNN_ACT_IDENTITY;
-    assert_int_equal(htnn_net_add_dense(net, &d, NULL), HTNN_OK);
+    add_conv_block_and_output(net, &co, 10);
     htnn_optimizer *opt = NULL;
     assert_int_equal(htnn_optimizer_create(NULL, &opt), HTNN_OK);
     htnn_fit_options fo = HTNN_FIT_OPTIONS_INIT;

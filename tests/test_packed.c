@@ -18,6 +18,7 @@
 #include <htnn/htnn.h>
 
 #include "packed_nets.h"
+#include "crc_reference.h"
 
 /* Rounds float weights to multiples of 2^-4 (first layer) or 2^-8 (the
  * others) and biases to 2^-8, so every sum of the float net is exact in
@@ -448,18 +449,6 @@ static void test_binary_training(void **state)
     free(y);
 }
 
-/* CRC-32 as in doc/file-format.md, to re-seal edited model files. */
-static uint32_t crc32_ieee(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 static void put32(unsigned char *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -487,16 +476,16 @@ static void test_model_file_binary_section(void **state)
     htnn_net *back = NULL;
     /* mode 3 is unknown */
     put32(fb + at + 12 + 4, 3);
-    put32(fb + sb - 4, crc32_ieee(fb, sb - 4));
+    put32(fb + sb - 4, crc32_reference(fb, sb - 4));
     assert_int_equal(htnn_net_load_buffer(fb, sb, &back), HTNN_EFORMAT);
     assert_non_null(strstr(htnn_last_error(), "binary"));
     /* wrong length (claims 4 bytes for 2 layers) */
     put32(fb + at + 12 + 4, 2);
     put32(fb + at + 4, 4);
-    put32(fb + sb - 4, crc32_ieee(fb, sb - 4));
+    put32(fb + sb - 4, crc32_reference(fb, sb - 4));
     assert_int_equal(htnn_net_load_buffer(fb, sb, &back), HTNN_EFORMAT);
     put32(fb + at + 4, 8);
-    put32(fb + sb - 4, crc32_ieee(fb, sb - 4));
+    put32(fb + sb - 4, crc32_reference(fb, sb - 4));
     assert_int_equal(htnn_net_load_buffer(fb, sb, &back), HTNN_OK);
     htnn_net_free(back);
     /* every truncation of a file with the section fails cleanly */
