@@ -18,6 +18,7 @@
 #include <htnn/htnn.h>
 
 #include "htnn_config.h"
+#include "reference_mlp.h"
 
 #if HTNN_HAVE_OPENBLAS_THREADS
 void openblas_set_num_threads(int num_threads);
@@ -44,7 +45,6 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0;
 }
 
-static const size_t widths[] = {784, 512, 512, 10};
 
 static int parse(int argc, char **argv, args *a)
 {
@@ -74,13 +74,13 @@ static int run_sgemm(const args *a)
     size_t m = a->batch, total = 0;
     float *buf[4], *dz[4], *w[4], *gw[4];
     for (int l = 0; l < 4; l++) {
-        buf[l] = calloc(m * widths[l], sizeof(float));
-        dz[l] = calloc(m * widths[l], sizeof(float));
-        total += widths[l];
+        buf[l] = calloc(m * reference_widths[l], sizeof(float));
+        dz[l] = calloc(m * reference_widths[l], sizeof(float));
+        total += reference_widths[l];
     }
     for (int l = 1; l < 4; l++) {
-        w[l] = calloc(widths[l] * widths[l - 1], sizeof(float));
-        gw[l] = calloc(widths[l] * widths[l - 1], sizeof(float));
+        w[l] = calloc(reference_widths[l] * reference_widths[l - 1], sizeof(float));
+        gw[l] = calloc(reference_widths[l] * reference_widths[l - 1], sizeof(float));
     }
 #if HTNN_HAVE_OPENBLAS_THREADS
     openblas_set_num_threads(a->threads);
@@ -90,17 +90,17 @@ static int run_sgemm(const args *a)
         if (it == 10)
             t0 = now();
         for (int l = 1; l < 4; l++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)widths[l],
-                        (int)widths[l - 1], 1.0f, buf[l - 1], (int)widths[l - 1], w[l],
-                        (int)widths[l - 1], 0.0f, buf[l], (int)widths[l]);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)reference_widths[l],
+                        (int)reference_widths[l - 1], 1.0f, buf[l - 1], (int)reference_widths[l - 1], w[l],
+                        (int)reference_widths[l - 1], 0.0f, buf[l], (int)reference_widths[l]);
         for (int l = 3; l >= 1; l--) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)widths[l],
-                        (int)widths[l - 1], (int)m, 1.0f, dz[l], (int)widths[l], buf[l - 1],
-                        (int)widths[l - 1], 0.0f, gw[l], (int)widths[l - 1]);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)reference_widths[l],
+                        (int)reference_widths[l - 1], (int)m, 1.0f, dz[l], (int)reference_widths[l], buf[l - 1],
+                        (int)reference_widths[l - 1], 0.0f, gw[l], (int)reference_widths[l - 1]);
             if (l > 1)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m,
-                            (int)widths[l - 1], (int)widths[l], 1.0f, dz[l], (int)widths[l],
-                            w[l], (int)widths[l - 1], 0.0f, dz[l - 1], (int)widths[l - 1]);
+                            (int)reference_widths[l - 1], (int)reference_widths[l], 1.0f, dz[l], (int)reference_widths[l],
+                            w[l], (int)reference_widths[l - 1], 0.0f, dz[l - 1], (int)reference_widths[l - 1]);
         }
     }
     double secs = now() - t0;
@@ -111,42 +111,18 @@ static int run_sgemm(const args *a)
     return 0;
 }
 
-static htnn_data *load(const char *dir, const char *split)
-{
-    char img[512], lab[512];
-    htnn_data *d = NULL;
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, split);
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, split);
-    if (htnn_data_load_idx(img, lab, HTNN_SCALE_UNIT, &d) != HTNN_OK)
-        fprintf(stderr, "train_mlp: %s\n", htnn_last_error());
-    return d;
-}
-
 static int build_net(const args *a, htnn_net **net)
 {
-    htnn_net_options no = HTNN_NET_OPTIONS_INIT;
-    no.seed = a->seed;
-    no.threads = a->threads;
     int relu = !strcmp(a->loss, "relu");
     int loss = !strcmp(a->loss, "sste") ? HTNN_LOSS_SATURATED_HINGE : HTNN_LOSS_SOFT_HINGE;
-    if (htnn_net_create(784, &no, net) != HTNN_OK)
-        return 1;
-    for (int l = 1; l < 4; l++) {
-        htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
-        d.units = widths[l];
-        d.activation = l == 3 ? HTNN_ACT_IDENTITY : (relu ? HTNN_ACT_RELU : HTNN_ACT_SIGN);
-        d.loss = loss;
-        if (htnn_net_add_dense(*net, &d, NULL) != HTNN_OK)
-            return 1;
-    }
-    return 0;
+    return build_reference_mlp(a->seed, a->threads, relu ? HTNN_ACT_RELU : HTNN_ACT_SIGN, loss,
+                               net);
 }
 
 static int run_train(const args *a)
 {
-    const char *dir = getenv("HTNN_FASHION_MNIST_DIR");
-    dir = dir ? dir : "/usr/share/datasets/fashion-mnist";
-    htnn_data *train = load(dir, "train"), *test = load(dir, "t10k");
+    htnn_data *train = load_fashion_split("train", "train_mlp"),
+              *test = load_fashion_split("t10k", "train_mlp");
     htnn_net *net = NULL;
     htnn_optimizer *opt = NULL;
     htnn_optimizer_options oo = HTNN_OPTIMIZER_OPTIONS_INIT;

@@ -31,6 +31,8 @@
 #include <htnn/htnn.h>
 #include <htnn/htnn_mpi.h>
 
+#include "reference_mlp.h"
+
 typedef struct args {
     const char *mode;
     size_t epochs, limit, batch, reps;
@@ -66,48 +68,18 @@ static int parse(int argc, char **argv, args *a)
     return 0;
 }
 
-static htnn_data *load(const char *split)
-{
-    const char *dir = getenv("HTNN_FASHION_MNIST_DIR");
-    char img[512], lab[512];
-    htnn_data *d = NULL;
-    dir = dir ? dir : "/usr/share/datasets/fashion-mnist";
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, split);
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, split);
-    if (htnn_data_load_idx(img, lab, HTNN_SCALE_UNIT, &d) != HTNN_OK)
-        fprintf(stderr, "train_mpi: %s\n", htnn_last_error());
-    return d;
-}
-
-static int build_net(const args *a, htnn_net **net)
-{
-    static const size_t widths[] = {784, 512, 512, 10};
-    htnn_net_options no = HTNN_NET_OPTIONS_INIT;
-    no.seed = a->seed;
-    no.threads = a->threads;
-    if (htnn_net_create(784, &no, net) != HTNN_OK)
-        return 1;
-    for (int l = 1; l < 4; l++) {
-        htnn_dense_options d = HTNN_DENSE_OPTIONS_INIT;
-        d.units = widths[l];
-        d.activation = l == 3 ? HTNN_ACT_IDENTITY : HTNN_ACT_SIGN;
-        if (htnn_net_add_dense(*net, &d, NULL) != HTNN_OK)
-            return 1;
-    }
-    return 0;
-}
-
 /* The time of one fit and the reducer's share of it. */
 static int run_train(const args *a)
 {
-    htnn_data *train = load("train"), *test = load("t10k");
+    htnn_data *train = load_fashion_split("train", "train_mpi"),
+              *test = load_fashion_split("t10k", "train_mpi");
     htnn_net *net = NULL;
     htnn_optimizer *opt = NULL;
     htnn_reducer *red = NULL;
     htnn_optimizer_options oo = HTNN_OPTIMIZER_OPTIONS_INIT;
     if (a->sgd)
         oo.kind = HTNN_OPT_SGD, oo.learning_rate = 0.01f;
-    if (!train || !test || build_net(a, &net) || htnn_optimizer_create(&oo, &opt)) {
+    if (!train || !test || build_reference_mlp(a->seed, a->threads, HTNN_ACT_SIGN, HTNN_LOSS_SOFT_HINGE, &net) || htnn_optimizer_create(&oo, &opt)) {
         fprintf(stderr, "train_mpi: %s\n", htnn_last_error());
         return 1;
     }
