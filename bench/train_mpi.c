@@ -5,7 +5,7 @@
  *
  *   train_mpi train [--epochs N] [--limit N] [--batch B] [--threads T]
  *                   [--seed S] [--blocking 0|1] [--sharded 0|1] [--reducer 0|1]
- *                   [--sgd 0|1] [--shard-data 0|1]
+ *                   [--sgd 0|1] [--shard-data 0|1] [--shm 0|1]
  *       every rank loads the whole training set and trains its slice of
  *       every global batch of B (--shard-data 1: passes the fit only its
  *       shard of the examples, htnn_fit_options.shard_first, and trains the
@@ -36,7 +36,7 @@
 typedef struct args {
     const char *mode;
     size_t epochs, limit, batch, reps;
-    int threads, blocking, reducer, sgd, sharded;
+    int threads, blocking, reducer, sgd, sharded, shm;
     unsigned long long seed;
     int shard_data;
 } args;
@@ -45,7 +45,7 @@ static int rank, ranks;
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){argc > 1 ? argv[1] : "train", 1, 0, 100, 30, 1, 1, 0, 0, 0, 1, 0};
+    *a = (args){argc > 1 ? argv[1] : "train", 1, 0, 100, 30, 1, 1, 0, 0, 0, 0, 1, 0};
     for (int i = 2; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--epochs")) a->epochs = strtoul(v, NULL, 10);
@@ -59,6 +59,7 @@ static int parse(int argc, char **argv, args *a)
         else if (!strcmp(k, "--sgd")) a->sgd = atoi(v);
         else if (!strcmp(k, "--sharded")) a->sharded = atoi(v);
         else if (!strcmp(k, "--shard-data")) a->shard_data = atoi(v);
+        else if (!strcmp(k, "--shm")) a->shm = atoi(v);
         else {
             if (rank == 0)
                 fprintf(stderr, "train_mpi: unknown option %s\n", k);
@@ -86,7 +87,8 @@ static int run_train(const args *a)
     int use_reducer = ranks > 1 || a->reducer;
     if (use_reducer) {
         int flags = (a->blocking ? 0 : HTNN_MPI_NONBLOCKING) |
-                    (a->sharded ? HTNN_MPI_SHARDED_STEP : 0);
+                    (a->sharded ? HTNN_MPI_SHARDED_STEP : 0) |
+                    (a->shm ? HTNN_MPI_SHARED_MEMORY : 0);
         if (htnn_mpi_reducer_create(MPI_COMM_WORLD, flags, &red) != HTNN_OK)
             return 1;
         htnn_net_set_reducer(net, red);
@@ -124,12 +126,13 @@ static int run_train(const args *a)
     MPI_Reduce(&stats.seconds, &comm_min, 1, MPI_DOUBLE, MPI_MIN, 0, MPI_COMM_WORLD);
     if (rank == 0)
         printf("{\"name\":\"htnn-mlp-mpi\",\"ranks\":%d,\"threads\":%d,\"reducer\":%d,"
-               "\"overlap\":%d,\"sharded\":%d,\"shard_data\":%d,\"batch\":%zu,\"epochs\":%zu,\"train_samples\":%zu,"
+               "\"overlap\":%d,\"sharded\":%d,\"shm\":%d,\"shard_data\":%d,\"batch\":%zu,\"epochs\":%zu,\"train_samples\":%zu,"
                "\"seconds\":%.3f,\"samples_per_sec\":%.1f,\"comm_seconds_min\":%.3f,"
                "\"comm_seconds_max\":%.3f,\"comm_share_min\":%.3f,\"comm_share_max\":%.3f,"
                "\"reductions\":%llu,\"floats_reduced\":%llu,\"test_accuracy\":%.4f}\n",
                ranks, a->threads, use_reducer, use_reducer && !a->blocking,
-               use_reducer && a->sharded, use_reducer && a->shard_data, a->batch,
+               use_reducer && a->sharded, use_reducer && a->shm, use_reducer && a->shard_data,
+               a->batch,
                a->epochs, n, slowest, (double)(n * a->epochs) / slowest, comm_min, comm_max,
                comm_min / slowest, comm_max / slowest, (unsigned long long)stats.calls,
                (unsigned long long)stats.values, acc);

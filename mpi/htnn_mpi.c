@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "htnn/htnn_mpi.h"
+#include "shm_sum.h"
 
 #define MPI_REDUCER_MAGIC 0x4d50495245445543ULL /* "MPIREDUC" */
 
@@ -19,6 +20,7 @@ typedef struct mpi_reducer {
     MPI_Request *reqs;       /* started sums */
     size_t n_reqs, cap_reqs;
     int *counts, *displs;    /* per rank: its block of the array at hand */
+    shm_sum *shm;            /* HTNN_MPI_SHARED_MEMORY on one node, else NULL */
     double seconds;          /* statistics, see htnn_mpi_stats */
     uint64_t calls, values;
 } mpi_reducer;
@@ -55,6 +57,37 @@ static htnn_status sum_blocking(float *values, size_t count, void *user)
     }
     account(m, t0, count);
     return HTNN_OK;
+}
+
+static htnn_status shm_status(mpi_reducer *m, double t0, size_t count, htnn_status st)
+{
+    if (st != HTNN_OK) {
+        htnn_clear_error();
+        return st;
+    }
+    account(m, t0, count);
+    return HTNN_OK;
+}
+
+static htnn_status shm_all(float *values, size_t count, void *user)
+{
+    mpi_reducer *m = user;
+    double t0 = MPI_Wtime();
+    return shm_status(m, t0, count, shm_sum_all(m->shm, values, count));
+}
+
+static htnn_status shm_scatter(float *values, size_t count, void *user)
+{
+    mpi_reducer *m = user;
+    double t0 = MPI_Wtime();
+    return shm_status(m, t0, count, shm_sum_scatter(m->shm, values, count));
+}
+
+static htnn_status shm_gather(float *values, size_t count, void *user)
+{
+    mpi_reducer *m = user;
+    double t0 = MPI_Wtime();
+    return shm_status(m, t0, count, shm_sum_gather(m->shm, values, count));
 }
 
 /* One more request slot; allocates only beyond every earlier batch's need. */
@@ -161,7 +194,7 @@ htnn_status htnn_mpi_reducer_create(MPI_Comm comm, int flags, htnn_reducer **out
 {
     int initialised = 0, rank, ranks;
     if (out == NULL || comm == MPI_COMM_NULL ||
-        (flags & ~(HTNN_MPI_NONBLOCKING | HTNN_MPI_SHARDED_STEP)) != 0)
+        (flags & ~(HTNN_MPI_NONBLOCKING | HTNN_MPI_SHARDED_STEP | HTNN_MPI_SHARED_MEMORY)) != 0)
         return HTNN_EINVAL;
     MPI_Initialized(&initialised);
     if (!initialised)
@@ -184,11 +217,23 @@ htnn_status htnn_mpi_reducer_create(MPI_Comm comm, int flags, htnn_reducer **out
         free(m);
         return HTNN_ENOMEM;
     }
-    int nb = (flags & HTNN_MPI_NONBLOCKING) != 0;
+    htnn_status st = HTNN_OK;
+    if (flags & HTNN_MPI_SHARED_MEMORY)
+        st = shm_sum_create(m->comm, &m->shm);
+    if (st != HTNN_OK) {
+        MPI_Comm_free(&m->comm);
+        free(m->counts);
+        free(m->displs);
+        free(m);
+        return st;
+    }
+    int shm = m->shm != NULL;
+    int nb = (flags & HTNN_MPI_NONBLOCKING) != 0 && !shm;
     int sharded = (flags & HTNN_MPI_SHARDED_STEP) != 0;
-    htnn_reducer pub = {sizeof pub, ranks, rank, sum_blocking, nb ? sum_start : NULL,
-                        nb ? sum_wait_all : NULL, m, sharded ? sum_scatter : NULL,
-                        sharded ? gather_blocks : NULL};
+    htnn_reducer pub = {sizeof pub, ranks, rank, shm ? shm_all : sum_blocking,
+                        nb ? sum_start : NULL, nb ? sum_wait_all : NULL, m,
+                        sharded ? (shm ? shm_scatter : sum_scatter) : NULL,
+                        sharded ? (shm ? shm_gather : gather_blocks) : NULL};
     m->pub = pub;
     m->magic = MPI_REDUCER_MAGIC;
     *out = &m->pub;
@@ -201,6 +246,7 @@ void htnn_mpi_reducer_free(htnn_reducer *reducer)
     if (m == NULL)
         return;
     sum_wait_all(m);   /* nothing may stay in flight on a freed comm */
+    shm_sum_free(m->shm);
     MPI_Comm_free(&m->comm);
     free(m->reqs);
     free(m->counts);

@@ -919,7 +919,10 @@ static int mpi_attach(const train_opts *o, htnn_net *net)
     htnn_status st;
     if (!o->mpi)
         return CLI_OK;
-    if ((st = htnn_mpi_reducer_create(MPI_COMM_WORLD, 0, &mpi_reducer)) != HTNN_OK ||
+    /* the fastest sums measured on one node (doc/distributed.md); on several
+     * nodes shared memory has no effect and MPI's collectives are used */
+    int flags = HTNN_MPI_SHARDED_STEP | HTNN_MPI_SHARED_MEMORY;
+    if ((st = htnn_mpi_reducer_create(MPI_COMM_WORLD, flags, &mpi_reducer)) != HTNN_OK ||
         (st = htnn_net_set_reducer(net, mpi_reducer)) != HTNN_OK)
         return cli_lib_error(st, "--mpi: cannot set up the reducer");
     return CLI_OK;

@@ -60,7 +60,19 @@ enum {
      *  on one node Open MPI's reduce-scatter + all-gather cost about what
      *  the optimizer work saved (doc/distributed.md), so it is off by
      *  default; worth measuring with many ranks. */
-    HTNN_MPI_SHARDED_STEP = 2
+    HTNN_MPI_SHARDED_STEP = 2,
+    /** When every rank of the communicator is on one node (since 0.4):
+     *  sum through an MPI-3 shared-memory window (MPI_Win_allocate_shared)
+     *  instead of MPI's collectives.  Each rank writes the blocks the
+     *  others need into its own segment and reads theirs in place, one
+     *  barrier per phase; all-reduces of more than a few thousand values
+     *  become a reduce-scatter plus an all-gather.  Sums are then blocking
+     *  (HTNN_MPI_NONBLOCKING is ignored), the same on every rank bit for
+     *  bit, and the window grows to the largest array summed (during the
+     *  first batch).  On several nodes the flag has no effect.  With
+     *  HTNN_MPI_SHARDED_STEP this is the fastest setting measured on one
+     *  node (doc/distributed.md). */
+    HTNN_MPI_SHARED_MEMORY = 4
 };
 
 /** Creates a reducer over the ranks of `comm` (collective over comm: every
