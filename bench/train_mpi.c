@@ -12,13 +12,15 @@
  *       members of each global batch that fall in it); one rank alone trains without a reducer
  *       (the plain library) unless --reducer 1.  --blocking 0 uses the
  *       reducer's non-blocking sums (overlap); --sharded 1 shards the
- *       optimizer step over the ranks (HTNN_MPI_SHARDED_STEP); --sgd 1
+ *       optimizer step over the ranks (HTNN_MPI_SHARDED_STEP); --shm 1
+ *       sums through shared memory (HTNN_MPI_SHARED_MEMORY); --sgd 1
  *       trains with plain
  *       SGD (lr 0.01) instead of Adam, to see the optimizer's share.
- *   train_mpi allreduce [--reps N] [--blocking 0|1]
+ *   train_mpi allreduce [--reps N] [--blocking 0|1] [--shm 0|1]
  *       median MPI_Allreduce (in place, float sum) time per message size
  *       (--blocking 1, the default);
- *       --blocking 0: MPI_Iallreduce + MPI_Wait instead.
+ *       --blocking 0: MPI_Iallreduce + MPI_Wait instead;
+ *       --shm 1: the reducer's shared-memory reduce-scatter + all-gather.
  *
  * Rank 0 prints one JSON line per run.  Data: $HTNN_FASHION_MNIST_DIR or
  * /usr/share/datasets/fashion-mnist.
@@ -150,13 +152,35 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median in-place MPI_Allreduce time per size (1 K .. 4 M floats). */
+/* One timed sum of count floats: MPI's all-reduce (blocking or not), or
+ * with --shm 1 the shared-memory reducer's reduce-scatter + all-gather (the
+ * pair the sharded step uses, the same bytes as an all-reduce). */
+static void sum_once(const args *a, htnn_reducer *red, float *buf, size_t count)
+{
+    if (red != NULL) {
+        red->reduce_scatter_sum(buf, count, red->user);
+        red->allgather(buf, count, red->user);
+    } else if (a->blocking) {
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    } else {
+        MPI_Request req;
+        MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
+        MPI_Wait(&req, MPI_STATUS_IGNORE);
+    }
+}
+
+/* Median in-place sum time per size (1 K .. 4 M floats). */
 static int run_allreduce(const args *a)
 {
     size_t max = (size_t)1 << 22;
     float *buf = calloc(max, sizeof *buf);
     double *t = calloc(a->reps, sizeof *t);
+    htnn_reducer *red = NULL;
     if (buf == NULL || t == NULL)
+        return 1;
+    if (a->shm && htnn_mpi_reducer_create(MPI_COMM_WORLD,
+                                          HTNN_MPI_SHARED_MEMORY | HTNN_MPI_SHARDED_STEP,
+                                          &red) != HTNN_OK)
         return 1;
     size_t sizes[] = {1024, 4096, 16384, 65536, 262144, 669706, 1048576, 4194304};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
@@ -164,14 +188,7 @@ static int run_allreduce(const args *a)
         for (size_t r = 0; r < a->reps + 3; r++) {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
-            if (a->blocking) {
-                MPI_Allreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            } else {
-                MPI_Request req;
-                MPI_Iallreduce(MPI_IN_PLACE, buf, (int)count, MPI_FLOAT, MPI_SUM,
-                               MPI_COMM_WORLD, &req);
-                MPI_Wait(&req, MPI_STATUS_IGNORE);
-            }
+            sum_once(a, red, buf, count);
             double dt = MPI_Wtime() - t0, worst;
             MPI_Allreduce(&dt, &worst, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             if (r >= 3)
@@ -179,10 +196,12 @@ static int run_allreduce(const args *a)
         }
         qsort(t, a->reps, sizeof *t, cmp_double);
         if (rank == 0)
-            printf("{\"name\":\"mpi-allreduce\",\"ranks\":%d,\"blocking\":%d,\"floats\":%zu,"
+            printf("{\"name\":\"%s\",\"ranks\":%d,\"blocking\":%d,\"floats\":%zu,"
                    "\"bytes\":%zu,\"median_seconds\":%.6f}\n",
-                   ranks, a->blocking, count, count * sizeof(float), t[a->reps / 2]);
+                   red ? "shm-scatter-gather" : "mpi-allreduce", ranks, a->blocking || red,
+                   count, count * sizeof(float), t[a->reps / 2]);
     }
+    htnn_mpi_reducer_free(red);
     free(buf);
     free(t);
     return 0;

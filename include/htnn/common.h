@@ -37,11 +37,11 @@ extern "C" {
 /** Compile-time version of the headers: major (changes on an ABI break). */
 #define HTNN_VERSION_MAJOR 0
 /** Minor version (new features, ABI-compatible). */
-#define HTNN_VERSION_MINOR 3
+#define HTNN_VERSION_MINOR 4
 /** Patch version (fixes only). */
 #define HTNN_VERSION_PATCH 0
 /** The version as text. */
-#define HTNN_VERSION_STRING "0.3.0"
+#define HTNN_VERSION_STRING "0.4.0"
 /** Version as one integer, major * 10000 + minor * 100 + patch. */
 #define HTNN_VERSION_NUMBER \
     (HTNN_VERSION_MAJOR * 10000 + HTNN_VERSION_MINOR * 100 + HTNN_VERSION_PATCH)

@@ -12,7 +12,7 @@ networks trained with feasible target propagation (FTPROP-MB).
 See README.md (section Python) and help(htnn.Net).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from . import _lib
 from ._errors import (CallbackError, DTypeError, Error, FileError, FormatError,

@@ -19,9 +19,9 @@ def probe():
 
 
 def test_version_matches_library():
-    assert htnn.__version__ == "0.3.0"
-    assert htnn.library_version == (0, 3, 0)
-    assert htnn.library_version_string == "0.3.0"
+    assert htnn.__version__ == "0.4.0"
+    assert htnn.library_version == (0, 4, 0)
+    assert htnn.library_version_string == "0.4.0"
     assert os.path.exists(htnn.library_path) or htnn.library_path == _lib.SONAME
 
 
