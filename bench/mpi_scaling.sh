@@ -1,9 +1,12 @@
 #!/bin/bash
 # Data-parallel scaling of the reference MLP (doc/distributed.md):
+#   0. the speed of each core alone (1 rank pinned to core 0, then core 1):
+#      2 ranks run at the pace of the slower one;
 #   1. 1 rank x 1 thread (the plain library) against 2 ranks x 1 thread
 #      (libhtnn-mpi's defaults), alternating, one full Fashion-MNIST epoch
-#      each, medians; also 2 ranks with the sharded optimizer step, and once
-#      with non-blocking sums;
+#      each, medians; also 2 ranks with the sharded optimizer step, with the
+#      sharded step and shared-memory sums (what htnn train --mpi uses), and
+#      once with non-blocking sums;
 #   2. 4 and 8 ranks, oversubscribed on this machine (shows contention,
 #      not a cluster);
 #   3. MPI_Allreduce time per message size (2 ranks) and the local step time
@@ -32,11 +35,19 @@ run() {  # ranks, then train_mpi arguments; appends the JSON line and the load
         sed "s/}\$/,\"load\":\"$load\"}/" | tee -a "$out"
 }
 
+echo "== each core alone (1 rank, full epoch)"
+for core in 0 1; do
+    load=$(uptime | sed 's/.*load average: //')
+    taskset -c "$core" "$bin" train --epochs 1 --threads 1 |
+        sed "s/}\$/,\"core\":$core,\"load\":\"$load\"}/" | tee -a "$out"
+done
+
 echo "== 1 rank vs 2 ranks, 1 thread each, full epoch, $repeats alternations"
 for i in $(seq "$repeats"); do
     run 1 train --epochs 1 --threads 1
     run 2 train --epochs 1 --threads 1
     run 2 train --epochs 1 --threads 1 --sharded 1
+    run 2 train --epochs 1 --threads 1 --sharded 1 --shm 1
 done
 run 2 train --epochs 1 --threads 1 --blocking 0
 
@@ -44,9 +55,10 @@ echo "== oversubscribed: 4 and 8 ranks on $(nproc) cores (20000 samples)"
 run 4 train --epochs 1 --threads 1 --limit 20000
 run 8 train --epochs 1 --threads 1 --limit 20000
 
-echo "== MPI_Allreduce, 2 ranks"
+echo "== MPI_Allreduce and the shared-memory reduce-scatter + all-gather, 2 ranks"
 run 2 allreduce --reps 30 --blocking 1
 run 2 allreduce --reps 30 --blocking 0
+run 2 allreduce --reps 30 --shm 1
 
 echo "== local step time per rows per rank (1 rank, 20000 samples)"
 for b in 100 50 25 13 7; do
@@ -60,16 +72,25 @@ def med(sel):
     v = [r["samples_per_sec"] for r in rows if sel(r)]
     return statistics.median(v) if v else float("nan"), len(v)
 full = lambda r: r["name"] == "htnn-mlp-mpi" and r["train_samples"] == 60000
-one, n1 = med(lambda r: full(r) and r["ranks"] == 1)
-default = lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 0 and r["overlap"] == 0
+for core in (0, 1):
+    c = [r["samples_per_sec"] for r in rows if full(r) and r.get("core") == core]
+    print(f"core {core} alone: {c[0]:.0f} samples/s" if c else f"core {core}: not measured")
+one, n1 = med(lambda r: full(r) and r["ranks"] == 1 and "core" not in r)
+default = lambda r: (full(r) and r["ranks"] == 2 and r["sharded"] == 0 and r["overlap"] == 0
+                     and not r.get("shm"))
+shm = lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 1 and r.get("shm")
 two, n2 = med(default)
-twos, n3 = med(lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 1)
+twos, n3 = med(lambda r: full(r) and r["ranks"] == 2 and r["sharded"] == 1 and not r.get("shm"))
+twom, n5 = med(shm)
 twob, n4 = med(lambda r: full(r) and r["ranks"] == 2 and r["overlap"] == 1)
 share = statistics.median(r["comm_share_max"] for r in rows if default(r))
+share_m = statistics.median(r["comm_share_max"] for r in rows if shm(r))
 print(f"\n1 rank: {one:.0f} samples/s (median of {n1}); 2 ranks: {two:.0f} (median of {n2}),"
       f" {two / one:.2f}x; sharded step: {twos:.0f} ({twos / one:.2f}x, median of {n3});"
+      f" sharded step + shared memory: {twom:.0f} ({twom / one:.2f}x, median of {n5});"
       f" non-blocking sums: {twob:.0f} ({twob / one:.2f}x, {n4} run);"
-      f" communication share of the 2-rank step (max over ranks, median): {share:.1%}")
+      f" communication share of the 2-rank step (max over ranks, median): {share:.1%}"
+      f" (shared memory: {share_m:.1%})")
 
 # Cost model: step(P) = local step of B/P rows (measured above, Adam included)
 # + a ring allreduce of the parameters, 2(P-1) latencies + 2(P-1)/P of the
@@ -80,6 +101,10 @@ local = {r["batch"]: r["batch"] / r["samples_per_sec"] for r in rows
          if r["name"] == "htnn-mlp-mpi" and r["ranks"] == 1 and r["train_samples"] == 20000}
 ar = sorted((r["bytes"], r["median_seconds"]) for r in rows
             if r["name"] == "mpi-allreduce" and r["blocking"] == 1)
+for r in rows:
+    if r["name"] == "shm-scatter-gather":
+        print(f"shared-memory reduce-scatter + all-gather of {r['bytes']} bytes: "
+              f"{r['median_seconds'] * 1e6:.0f} us")
 # least-squares alpha + bytes / bw over the 2-rank measurements >= 64 KiB
 pts = [(b, t) for b, t in ar if b >= 65536]
 mb = statistics.mean(b for b, _ in pts); mt = statistics.mean(t for _, t in pts)
