@@ -16,17 +16,25 @@ With mpi4py (Debian's python3-mpi4py)::
     if comm.rank == 0:
         net.save("model.htnn")
 
+``Reducer.mpi(comm)`` instead uses libhtnn-mpi's C reducer on the same
+communicator: no Python call per sum, and on one machine the sums go through
+shared memory (HTNN_MPI_SHARED_MEMORY).
+
 Any other transport works the same way: give ``Reducer`` the functions that
 sum numpy arrays in place over the ranks.  See doc/distributed.md.
 """
 
+import collections
 import ctypes
 
+from . import _mpi
 from ._errors import InvalidArgument, Status, check
 from ._lib import SUM_FN, WAIT_FN, Reducer as _CReducer, lib, new
+
+MPIStats = collections.namedtuple("MPIStats", "seconds calls values")
 from .heuristic import float_view
 
-__all__ = ["Reducer", "shard"]
+__all__ = ["Reducer", "MPIStats", "shard"]
 
 
 def shard(count, rank, ranks):
@@ -75,6 +83,8 @@ class Reducer:
         self.ranks, self.rank = int(ranks), int(rank)
         self.error = None  # the first exception a function raised, until re-raised
         self.comm = None  # mpi4py(): the duplicated communicator
+        self._cptr = None  # mpi(): libhtnn-mpi's reducer, until close()
+        self._mpi = None
         # the ctypes trampolines must live as long as the C side may call them
         self._c = {name: self._trampoline(name, fn) for name, fn in fns.items()
                    if fn is not None}
@@ -133,12 +143,63 @@ class Reducer:
         r.comm = comm
         return r
 
+    @classmethod
+    def mpi(cls, comm=None, *, sharded_step=True, shared_memory=True, nonblocking=False):
+        """libhtnn-mpi's reducer (htnn_mpi_reducer_create) over an mpi4py
+        communicator (default MPI.COMM_WORLD): the sums run in C, with no
+        Python call per sum.  The defaults are what ``htnn train --mpi``
+        uses: ``sharded_step`` (HTNN_MPI_SHARDED_STEP: each rank updates its
+        block of the weights) and ``shared_memory`` (HTNN_MPI_SHARED_MEMORY:
+        on one machine, sums through an MPI-3 shared-memory window);
+        ``nonblocking`` adds MPI_Iallreduce sums (ignored with shared memory
+        on one machine).  libhtnn-mpi must be built against the MPI library
+        mpi4py uses (see htnn._mpi for where it is looked for).  Collective:
+        call it on every rank; ``close()`` frees it (collective too), after
+        the nets using it are done (``net.set_reducer(None)``)."""
+        from mpi4py import MPI
+        comm = MPI.COMM_WORLD if comm is None else comm
+        m = _mpi.library(MPI._sizeof(MPI.Comm))
+        flags = ((_mpi.SHARDED_STEP if sharded_step else 0) |
+                 (_mpi.SHARED_MEMORY if shared_memory else 0) |
+                 (_mpi.NONBLOCKING if nonblocking else 0))
+        out = ctypes.POINTER(_CReducer)()
+        check(m.htnn_mpi_reducer_create(MPI._handleof(comm), flags, ctypes.byref(out)),
+              "htnn_mpi_reducer_create")
+        r = cls.__new__(cls)
+        r.ranks, r.rank = out.contents.ranks, out.contents.rank
+        r.error, r.comm, r._c, r._struct = None, None, {}, None
+        r._cptr, r._mpi = out, m
+        return r
+
+    def stats(self):
+        """Time spent in the sums and their count and volume since creation
+        or the last ``reset_stats()`` (htnn_mpi_reducer_stats): an
+        MPIStats(seconds, calls, values).  Only for ``Reducer.mpi``."""
+        st = new(_mpi.Stats)
+        check(self._mpi.htnn_mpi_reducer_stats(self._c_reducer("stats"), ctypes.byref(st)),
+              "htnn_mpi_reducer_stats")
+        return MPIStats(st.seconds, int(st.calls), int(st.values))
+
+    def reset_stats(self):
+        """Zeroes the statistics of ``stats()``."""
+        check(self._mpi.htnn_mpi_reducer_reset_stats(self._c_reducer("reset_stats")),
+              "htnn_mpi_reducer_reset_stats")
+
+    def _c_reducer(self, what):
+        if self._cptr is None:
+            raise InvalidArgument("%s: only a Reducer.mpi() that is not closed has it" % what)
+        return self._cptr
+
     def close(self):
-        """Frees the communicator of mpi4py() (collective); call it once the
-        nets using this reducer are done training."""
+        """Frees the communicator of mpi4py() or the C reducer of mpi()
+        (collective); call it once the nets using this reducer are done
+        training."""
         comm, self.comm = self.comm, None
         if comm is not None:
             comm.Free()
+        cptr, self._cptr = self._cptr, None
+        if cptr is not None:
+            self._mpi.htnn_mpi_reducer_free(cptr)
 
     def _raise_pending(self):
         e, self.error = self.error, None
@@ -154,7 +215,14 @@ def attach(net, reducer):
     and keeps the reducer alive with it."""
     if reducer is not None and not isinstance(reducer, Reducer):
         raise InvalidArgument("reducer must be an htnn.Reducer or None")
-    c = None if reducer is None else ctypes.byref(reducer._struct)
+    if reducer is not None and reducer._struct is None and reducer._cptr is None:
+        raise InvalidArgument("set_reducer: this Reducer.mpi() is closed")
+    if reducer is None:
+        c = None
+    elif reducer._cptr is not None:
+        c = reducer._cptr
+    else:
+        c = ctypes.byref(reducer._struct)
     check(lib.htnn_net_set_reducer(net._h, c), "htnn_net_set_reducer")
     net._reducer = reducer
 

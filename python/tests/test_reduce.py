@@ -197,14 +197,29 @@ MPI_SCRIPT = textwrap.dedent("""
     def params(net):
         return np.concatenate([np.ravel(a) for l in net.layers for a in (l.weights, l.bias)])
 
-    red = htnn.Reducer.mpi4py(comm, sharded_step=sys.argv[1] == "1")
+    if sys.argv[1] == "c":   # libhtnn-mpi's reducer: sharded step, shared memory
+        red = htnn.Reducer.mpi(comm)
+        assert (red.rank, red.ranks) == (comm.rank, comm.size)
+    else:
+        red = htnn.Reducer.mpi4py(comm, sharded_step=sys.argv[1] == "1")
     net = htnn.Net("12-16-16-3", seed=7, threads=1)
     net.set_reducer(red)
     first, n = htnn.shard(len(x), comm.rank, comm.size)
     net.fit(x[first:first + n], y[first:first + n], shard=(first, len(x)), **fit)
     models = comm.gather(net.to_bytes(), root=0)
+    if sys.argv[1] == "c":
+        st = red.stats()
+        assert st.calls > 0 and st.values > 0 and st.seconds >= 0.0
+        red.reset_stats()
+        assert red.stats().calls == 0
     net.set_reducer(None)
     red.close()
+    if sys.argv[1] == "c":
+        try:
+            net.set_reducer(red)
+            raise SystemExit("a closed reducer was accepted")
+        except htnn.InvalidArgument:
+            pass
     if comm.rank == 0:
         assert all(m == models[0] for m in models)
         ref = htnn.Net("12-16-16-3", seed=7, threads=1)
@@ -215,13 +230,17 @@ MPI_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("sharded_step", ["0", "1"])
+@pytest.mark.parametrize("sharded_step", ["0", "1", "c"])
 def test_mpi4py(tmp_path, sharded_step):
+    """Python sums over mpi4py (with and without the sharded step), and
+    ("c") libhtnn-mpi's C reducer through Reducer.mpi."""
     mpiexec = shutil.which("mpiexec") or shutil.which("mpirun")
     if importlib.util.find_spec("mpi4py") is None:
         pytest.skip("mpi4py is not installed (Debian: python3-mpi4py)")
     if mpiexec is None:
         pytest.skip("no mpiexec")
+    if sharded_step == "c" and htnn._mpi.find() is None:
+        pytest.skip("libhtnn-mpi was not built (-Dmpi=enabled)")
     script = tmp_path / "fit.py"
     script.write_text(MPI_SCRIPT)
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
