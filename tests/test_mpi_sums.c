@@ -6,6 +6,7 @@
  * buffers alternate between phases).  Integer data must sum exactly; float
  * data must sum to the same bits on every rank and within rounding of the
  * exact sum.
+ * Also on sub-communicators (halves of the world, ranks reversed).
  * Not CMocka, as test_mpi.c: a failed check stops every rank (MPI_Abort).
  * SPDX-License-Identifier: MIT */
 #include <math.h>
@@ -46,6 +47,9 @@ static void my_block(size_t count, size_t *lo, size_t *hi)
     *hi = *lo + n;
 }
 
+/* The communicator of the reducer under test (my_rank, n_ranks are ours in it). */
+static MPI_Comm test_comm;
+
 static void check_same_bits_everywhere(const float *v, size_t count)
 {
     float *first = malloc((count ? count : 1) * sizeof *first);
@@ -53,7 +57,7 @@ static void check_same_bits_everywhere(const float *v, size_t count)
     memcpy(first, v, count * sizeof *v);
     for (size_t done = 0; done < count; done += 1u << 20) {
         int n = (int)(count - done < (1u << 20) ? count - done : (1u << 20));
-        MPI_Bcast(first + done, n, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        MPI_Bcast(first + done, n, MPI_FLOAT, 0, test_comm);
     }
     CHECK(memcmp(first, v, count * sizeof *v) == 0);
     free(first);
@@ -113,23 +117,24 @@ static void check_back_to_back(htnn_reducer *red)
     }
 }
 
-int main(int argc, char **argv)
+/* Every way of summing over the ranks of comm. */
+static void check_reducers(MPI_Comm comm, float *v)
 {
     static const size_t counts[] = {0, 1, 2, 3, 5, 4095, 4096, 4097, 65536, 65537, 300001};
     static const int flag_sets[] = {0, HTNN_MPI_SHARDED_STEP, HTNN_MPI_SHARED_MEMORY,
                                     HTNN_MPI_SHARED_MEMORY | HTNN_MPI_SHARDED_STEP,
                                     HTNN_MPI_SHARED_MEMORY | HTNN_MPI_NONBLOCKING};
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
-    float *v = malloc(300001 * sizeof *v);
-    CHECK(v != NULL);
+    test_comm = comm;
+    MPI_Comm_rank(comm, &my_rank);
+    MPI_Comm_size(comm, &n_ranks);
     for (size_t f = 0; f < sizeof flag_sets / sizeof flag_sets[0]; f++) {
         int flags = flag_sets[f];
         htnn_reducer *red = NULL;
-        CHECK(htnn_mpi_reducer_create(MPI_COMM_WORLD, flags, &red) == HTNN_OK);
-        /* one node here: shared memory takes effect, and its sums block */
-        if (flags & HTNN_MPI_SHARED_MEMORY)
+        CHECK(htnn_mpi_reducer_create(comm, flags, &red) == HTNN_OK);
+        CHECK(red->ranks == n_ranks && red->rank == my_rank);
+        /* one node here: with 2 ranks or more shared memory takes effect,
+         * and its sums block */
+        if ((flags & HTNN_MPI_SHARED_MEMORY) && n_ranks > 1)
             CHECK(red->start_sum == NULL);
         CHECK((red->reduce_scatter_sum != NULL) == ((flags & HTNN_MPI_SHARDED_STEP) != 0));
         for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
@@ -142,6 +147,25 @@ int main(int argc, char **argv)
         CHECK(htnn_mpi_reducer_stats(red, &st) == HTNN_OK && st.calls > 0);
         htnn_mpi_reducer_free(red);
     }
+}
+
+int main(int argc, char **argv)
+{
+    int world_rank;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    float *v = malloc(300001 * sizeof *v);
+    CHECK(v != NULL);
+    check_reducers(MPI_COMM_WORLD, v);
+    /* halves of the world (3 ranks: 2 + 1), in reverse rank order: a
+     * reducer on a sub-communicator sums over its ranks only, with their
+     * ranks in it (a lone rank keeps MPI's collectives) */
+    MPI_Comm half;
+    MPI_Comm_split(MPI_COMM_WORLD, world_rank % 2, -world_rank, &half);
+    check_reducers(half, v);
+    MPI_Comm_free(&half);
+    my_rank = world_rank;
+    MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
     free(v);
     MPI_Finalize();
     if (my_rank == 0)
