@@ -2,6 +2,7 @@
  * reducer sums in place with MPI_Allreduce, or starts MPI_Iallreduce and
  * waits for all of them at once; requests live in an array that grows only
  * when a batch starts more sums than any batch before (the first one).
+ * With HTNN_MPI_SHARED_MEMORY on one node, the sums go through shm_sum.c.
  * SPDX-License-Identifier: MIT */
 #include <limits.h>
 #include <stdint.h>
@@ -59,8 +60,13 @@ static htnn_status sum_blocking(float *values, size_t count, void *user)
     return HTNN_OK;
 }
 
-static htnn_status shm_status(mpi_reducer *m, double t0, size_t count, htnn_status st)
+/* One shared-memory sum (shm_sum.c), timed like the MPI ones. */
+static htnn_status shm_timed(htnn_status (*sum)(shm_sum *, float *, size_t), float *values,
+                             size_t count, void *user)
 {
+    mpi_reducer *m = user;
+    double t0 = MPI_Wtime();
+    htnn_status st = sum(m->shm, values, count);
     if (st != HTNN_OK) {
         htnn_clear_error();
         return st;
@@ -71,23 +77,17 @@ static htnn_status shm_status(mpi_reducer *m, double t0, size_t count, htnn_stat
 
 static htnn_status shm_all(float *values, size_t count, void *user)
 {
-    mpi_reducer *m = user;
-    double t0 = MPI_Wtime();
-    return shm_status(m, t0, count, shm_sum_all(m->shm, values, count));
+    return shm_timed(shm_sum_all, values, count, user);
 }
 
 static htnn_status shm_scatter(float *values, size_t count, void *user)
 {
-    mpi_reducer *m = user;
-    double t0 = MPI_Wtime();
-    return shm_status(m, t0, count, shm_sum_scatter(m->shm, values, count));
+    return shm_timed(shm_sum_scatter, values, count, user);
 }
 
 static htnn_status shm_gather(float *values, size_t count, void *user)
 {
-    mpi_reducer *m = user;
-    double t0 = MPI_Wtime();
-    return shm_status(m, t0, count, shm_sum_gather(m->shm, values, count));
+    return shm_timed(shm_sum_gather, values, count, user);
 }
 
 /* One more request slot; allocates only beyond every earlier batch's need. */
@@ -210,15 +210,8 @@ htnn_status htnn_mpi_reducer_create(MPI_Comm comm, int flags, htnn_reducer **out
     MPI_Comm_size(m->comm, &ranks);
     m->counts = malloc((size_t)ranks * sizeof *m->counts);
     m->displs = malloc((size_t)ranks * sizeof *m->displs);
-    if (m->counts == NULL || m->displs == NULL) {
-        MPI_Comm_free(&m->comm);
-        free(m->counts);
-        free(m->displs);
-        free(m);
-        return HTNN_ENOMEM;
-    }
-    htnn_status st = HTNN_OK;
-    if (flags & HTNN_MPI_SHARED_MEMORY)
+    htnn_status st = m->counts == NULL || m->displs == NULL ? HTNN_ENOMEM : HTNN_OK;
+    if (st == HTNN_OK && (flags & HTNN_MPI_SHARED_MEMORY))
         st = shm_sum_create(m->comm, &m->shm);
     if (st != HTNN_OK) {
         MPI_Comm_free(&m->comm);

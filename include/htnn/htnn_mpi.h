@@ -63,15 +63,16 @@ enum {
     HTNN_MPI_SHARDED_STEP = 2,
     /** When every rank of the communicator is on one node (since 0.4):
      *  sum through an MPI-3 shared-memory window (MPI_Win_allocate_shared)
-     *  instead of MPI's collectives.  Each rank writes the blocks the
-     *  others need into its own segment and reads theirs in place, one
-     *  barrier per phase; all-reduces of more than a few thousand values
-     *  become a reduce-scatter plus an all-gather.  Sums are then blocking
-     *  (HTNN_MPI_NONBLOCKING is ignored), the same on every rank bit for
-     *  bit, and the window grows to the largest array summed (during the
-     *  first batch).  On several nodes the flag has no effect.  With
-     *  HTNN_MPI_SHARDED_STEP this is the fastest setting measured on one
-     *  node (doc/distributed.md). */
+     *  instead of MPI's collectives.  Each rank writes the parts the others
+     *  need into its own segment and reads theirs in place, in rounds of
+     *  up to 32 K values per rank, one barrier per round; all-reduces of
+     *  more than 4,096 values become a reduce-scatter plus an all-gather.
+     *  The window (512 KB per rank with 2 ranks) is allocated here and the
+     *  sums allocate nothing.  Sums are blocking (HTNN_MPI_NONBLOCKING is
+     *  ignored) and give the same bits on every rank.  On several nodes,
+     *  or alone, the flag has no effect.  With HTNN_MPI_SHARDED_STEP this
+     *  is the fastest setting measured on one node (doc/distributed.md,
+     *  sections 4.1 and 7). */
     HTNN_MPI_SHARED_MEMORY = 4
 };
 
@@ -79,8 +80,10 @@ enum {
  *  rank calls it).  The reducer works on MPI_Comm_dup(comm) and keeps
  *  reduction statistics (htnn_mpi_reducer_stats).  `flags`: 0 (blocking
  *  all-reduces, every rank runs the whole optimizer step) or an OR of
- *  HTNN_MPI_NONBLOCKING and HTNN_MPI_SHARDED_STEP.  Free it with htnn_mpi_reducer_free after the
- *  nets that use it are done training.
+ *  HTNN_MPI_NONBLOCKING, HTNN_MPI_SHARDED_STEP and HTNN_MPI_SHARED_MEMORY
+ *  (on one machine, HTNN_MPI_SHARDED_STEP | HTNN_MPI_SHARED_MEMORY is the
+ *  fastest).  Free it with htnn_mpi_reducer_free after the nets that use
+ *  it are done training.
  *  HTNN_EINVAL: out NULL, comm MPI_COMM_NULL, unknown flags or MPI not
  *  initialised; HTNN_EIO: an MPI call failed; HTNN_ENOMEM. */
 HTNN_API htnn_status htnn_mpi_reducer_create(MPI_Comm comm, int flags, htnn_reducer **out);
