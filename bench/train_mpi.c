@@ -133,7 +133,7 @@ static int run_train(const args *a)
                "\"comm_seconds_max\":%.3f,\"comm_share_min\":%.3f,\"comm_share_max\":%.3f,"
                "\"reductions\":%llu,\"floats_reduced\":%llu,\"test_accuracy\":%.4f}\n",
                ranks, a->threads, use_reducer, use_reducer && !a->blocking,
-               use_reducer && a->sharded, use_reducer && a->shm, use_reducer && a->shard_data,
+               use_reducer && a->sharded, stats.shared_memory, use_reducer && a->shard_data,
                a->batch,
                a->epochs, n, slowest, (double)(n * a->epochs) / slowest, comm_min, comm_max,
                comm_min / slowest, comm_max / slowest, (unsigned long long)stats.calls,

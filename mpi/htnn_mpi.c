@@ -254,7 +254,7 @@ htnn_status htnn_mpi_reducer_stats(const htnn_reducer *reducer, htnn_mpi_stats *
     if (m == NULL || out == NULL || out->struct_size < sizeof(size_t) ||
         out->struct_size > sizeof *out)
         return HTNN_EINVAL;
-    htnn_mpi_stats s = {sizeof s, m->seconds, m->calls, m->values};
+    htnn_mpi_stats s = {sizeof s, m->seconds, m->calls, m->values, m->shm != NULL};
     memcpy((char *)out + sizeof(size_t), (char *)&s + sizeof(size_t),
            out->struct_size - sizeof(size_t));
     return HTNN_OK;

@@ -23,6 +23,8 @@ args=(--fashion-mnist --limit 2000 --test-limit 2000 --epochs 2 --batch 50 --lay
 # rank 0 reports its shard: the first half of the 1800 training examples
 grep -q 'rank 0 holds examples \[0, 900)' "$dir/mpi.err"
 test "$(grep -c '^train: 1800 examples' "$dir/mpi.err")" -eq 1
+# the reducer it chose: both ranks run here, so shared memory takes effect
+test "$(grep -c '^mpi: sums through shared memory' "$dir/mpi.err")" -eq 1
 test "$(grep -c '^{"command":"train"' "$dir/mpi.json")" -eq 1
 test -s "$dir/mpi.htnn"
 test ! -e "$dir/mpi.htnn.rank1"

@@ -11,6 +11,7 @@
  * SPDX-License-Identifier: MIT */
 #include <math.h>
 #include <mpi.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,13 @@ static void check_reducers(MPI_Comm comm, float *v)
         check_back_to_back(red);
         htnn_mpi_stats st = HTNN_MPI_STATS_INIT;
         CHECK(htnn_mpi_reducer_stats(red, &st) == HTNN_OK && st.calls > 0);
+        CHECK(st.shared_memory == ((flags & HTNN_MPI_SHARED_MEMORY) && n_ranks > 1));
+        /* a caller built against 0.3 headers: the shorter struct */
+        htnn_mpi_stats old = HTNN_MPI_STATS_INIT;
+        old.struct_size = offsetof(htnn_mpi_stats, shared_memory);
+        old.shared_memory = -7;
+        CHECK(htnn_mpi_reducer_stats(red, &old) == HTNN_OK && old.shared_memory == -7 &&
+              old.calls > 0);
         htnn_mpi_reducer_free(red);
     }
 }

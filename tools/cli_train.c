@@ -925,6 +925,10 @@ static int mpi_attach(const train_opts *o, htnn_net *net)
     if ((st = htnn_mpi_reducer_create(MPI_COMM_WORLD, flags, &mpi_reducer)) != HTNN_OK ||
         (st = htnn_net_set_reducer(net, mpi_reducer)) != HTNN_OK)
         return cli_lib_error(st, "--mpi: cannot set up the reducer");
+    htnn_mpi_stats stats = HTNN_MPI_STATS_INIT;
+    if (!o->quiet && htnn_mpi_reducer_stats(mpi_reducer, &stats) == HTNN_OK)
+        fprintf(stderr, "mpi: sums %s, sharded optimizer step\n",
+                stats.shared_memory ? "through shared memory (one node)" : "with MPI collectives");
     return CLI_OK;
 }
 

@@ -99,10 +99,14 @@ typedef struct htnn_mpi_stats {
                                starting non-blocking ones and waiting for them */
     uint64_t calls;       /**< reductions (blocking and started) */
     uint64_t values;      /**< floats reduced, summed over the calls */
+    /** Since 0.4: 1 if the sums go through shared memory
+     *  (HTNN_MPI_SHARED_MEMORY took effect: every rank on one node), else
+     *  0.  Not reset by htnn_mpi_reducer_reset_stats. */
+    int shared_memory;
 } htnn_mpi_stats;
 
 /** An htnn_mpi_stats ready to be filled. */
-#define HTNN_MPI_STATS_INIT { sizeof(htnn_mpi_stats), 0.0, 0, 0 }
+#define HTNN_MPI_STATS_INIT { sizeof(htnn_mpi_stats), 0.0, 0, 0, 0 }
 
 /** Reads the statistics (only the caller's struct_size bytes are written).
  *  HTNN_EINVAL: a reducer not made by htnn_mpi_reducer_create, out NULL

@@ -29,7 +29,7 @@ NONBLOCKING, SHARDED_STEP, SHARED_MEMORY = 1, 2, 4
 class Stats(Structure):
     """htnn_mpi_stats."""
     _fields_ = [("struct_size", c_size_t), ("seconds", c_double), ("calls", c_uint64),
-                ("values", c_uint64)]
+                ("values", c_uint64), ("shared_memory", c_int)]
 
 
 def candidates():

@@ -31,7 +31,7 @@ from . import _mpi
 from ._errors import InvalidArgument, Status, check
 from ._lib import SUM_FN, WAIT_FN, Reducer as _CReducer, lib, new
 
-MPIStats = collections.namedtuple("MPIStats", "seconds calls values")
+MPIStats = collections.namedtuple("MPIStats", "seconds calls values shared_memory")
 from .heuristic import float_view
 
 __all__ = ["Reducer", "MPIStats", "shard"]
@@ -174,11 +174,12 @@ class Reducer:
     def stats(self):
         """Time spent in the sums and their count and volume since creation
         or the last ``reset_stats()`` (htnn_mpi_reducer_stats): an
-        MPIStats(seconds, calls, values).  Only for ``Reducer.mpi``."""
+        MPIStats(seconds, calls, values, shared_memory), the last True when
+        the sums go through shared memory.  Only for ``Reducer.mpi``."""
         st = new(_mpi.Stats)
         check(self._mpi.htnn_mpi_reducer_stats(self._c_reducer("stats"), ctypes.byref(st)),
               "htnn_mpi_reducer_stats")
-        return MPIStats(st.seconds, int(st.calls), int(st.values))
+        return MPIStats(st.seconds, int(st.calls), int(st.values), bool(st.shared_memory))
 
     def reset_stats(self):
         """Zeroes the statistics of ``stats()``."""

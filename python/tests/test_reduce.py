@@ -210,6 +210,7 @@ MPI_SCRIPT = textwrap.dedent("""
     if sys.argv[1] == "c":
         st = red.stats()
         assert st.calls > 0 and st.values > 0 and st.seconds >= 0.0
+        assert st.shared_memory   # both ranks on this machine
         red.reset_stats()
         assert red.stats().calls == 0
     net.set_reducer(None)
