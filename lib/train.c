@@ -249,6 +249,30 @@ static htnn_status backward_layer(htnn_net *net, htnn_optimizer *opt, const htnn
  * below in this batch, so the updates can wait for the end of the sweep:
  * non-blocking sums then run while it goes on (SUM_OVERLAP), or each rank
  * updates only its block of the weights (SUM_SHARDED). */
+/* After the sweep: the started sums are awaited, and the updates that
+ * waited for them run (all of them when `pending`, as the threads' sweep
+ * leaves them; on the net's threads when `threads`). */
+static htnn_status end_sweep(htnn_net *net, htnn_optimizer *opt, int mode, int pending,
+                             int threads, htnn_status st)
+{
+    if (mode == SUM_OVERLAP) {
+        htnn_status waited = net->reducer.wait_all(net->reducer.user);
+        st = st != HTNN_OK ? st : waited;
+    }
+    if (st != HTNN_OK)
+        return st;
+    if (mode == SUM_SHARDED)
+        return sharded_updates(net, opt);
+    if (mode == SUM_OVERLAP || pending) {
+        if (threads)
+            train_mt_update(net, opt);
+        else
+            for (size_t d = net->n_layers; d-- > 0;)
+                optimizer_update_layer(opt, net->layers[d]);
+    }
+    return HTNN_OK;
+}
+
 static htnn_status backward(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
                             const float *x, size_t m)
 {
@@ -256,15 +280,23 @@ static htnn_status backward(htnn_net *net, htnn_optimizer *opt, const htnn_heuri
     htnn_status st = HTNN_OK;
     for (size_t d = net->n_layers; d-- > 0 && st == HTNN_OK;)
         st = backward_layer(net, opt, h, x, m, d, mode);
-    if (mode == SUM_OVERLAP) {
-        htnn_status waited = net->reducer.wait_all(net->reducer.user);
-        st = st != HTNN_OK ? st : waited;
-        for (size_t d = net->n_layers; st == HTNN_OK && d-- > 0;)
-            optimizer_update_layer(opt, net->layers[d]);
+    return end_sweep(net, opt, mode, 0, 0, st);
+}
+
+/* Data-parallel on the net's threads (train_mt.c): per layer from the top,
+ * the threads' gradients and targets below, then the layer's sums; every
+ * update after the sweep (targets are set before the update, so none of
+ * them can change what the sweep computes). */
+static htnn_status backward_threads(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
+                                    const float *x, size_t m)
+{
+    int mode = sum_mode(net, h);
+    htnn_status st = HTNN_OK;
+    for (size_t d = net->n_layers; d-- > 0 && st == HTNN_OK;) {
+        train_mt_layer_grads(net, x, m, d);
+        st = reduce_layer_grads(net, net->layers[d], mode);
     }
-    if (mode == SUM_SHARDED && st == HTNN_OK)
-        st = sharded_updates(net, opt);
-    return st;
+    return end_sweep(net, opt, mode, 1, 1, st);
 }
 
 /* One FTPROP-MB batch on prepared state (inputs checked, scratch sized,
@@ -289,9 +321,9 @@ static htnn_status train_step(htnn_net *net, htnn_optimizer *opt, const htnn_heu
     if (st == HTNN_OK) {
         net->targets.batch = m;
         optimizer_begin_step(opt);
-        if (mt)
+        if (mt && !distributed(net))
             train_mt_backward(net, opt, x, m);
-        else if ((st = backward(net, opt, h, x, m)) != HTNN_OK)
+        else if ((st = (mt ? backward_threads : backward)(net, opt, h, x, m)) != HTNN_OK)
             net->targets.batch = 0;
     }
     net->step_rows = 0;

@@ -62,8 +62,7 @@ static void run_job(mt_job *j, work_fn fn, size_t work)
 
 int train_mt_usable(const htnn_net *net, const htnn_heuristic *h)
 {
-    if (net->workers == NULL || net->reducer.allreduce_sum != NULL ||
-        net->opts.targets_after_update || !heuristic_is_loss(h))
+    if (net->workers == NULL || net->opts.targets_after_update || !heuristic_is_loss(h))
         return 0;
     for (size_t d = 0; d < net->n_layers; d++)
         if (net->layers[d]->kind != HTNN_LAYER_DENSE)
@@ -114,6 +113,11 @@ static void param_grads_part(const mt_job *j, size_t part, size_t parts)
     part_units(out, part, parts, &first, &n);
     if (n == 0)
         return;
+    if (j->m == 0) {   /* a rank without rows of this batch adds zeros */
+        memset(l->gw + first * in, 0, n * in * sizeof *l->gw);
+        memset(l->gb + first, 0, n * sizeof *l->gb);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)in, (int)j->m, 1.0f,
                 dz + first, (int)out, layer_input(j), (int)in, 0.0f, l->gw + first * in,
                 (int)in);
@@ -166,19 +170,58 @@ static void backward_part(void *arg, size_t part, size_t parts)
         update_part(j->opt, j->update, part, parts);
 }
 
+/* A backward job's work: the multiply-adds of gW and G, plus the
+ * elementwise passes (targets and loss gradient below, an update) at the
+ * price of a few multiply-adds per entry. */
+static size_t backward_work(const mt_job *j, const htnn_layer *update)
+{
+    const htnn_layer *l = j->net->layers[j->d];
+    return l->n_w * j->m * (j->d > 0 ? 2 : 1) + (j->d > 0 ? j->m * l->in * 4 : 0) +
+           (update ? update->n_w * 8 : 0);
+}
+
 void train_mt_backward(htnn_net *net, htnn_optimizer *opt, const float *x, size_t m)
 {
     mt_job j = {net, opt, x, m, net->n_layers, NULL};
     net_blas_alone(net, 1);
     while (j.d-- > 0) {
-        htnn_layer *l = net->layers[j.d];
-        /* multiply-adds of gW and G, plus the elementwise passes (targets
-         * and loss gradient below, the update above) at the price of a
-         * few multiply-adds per entry */
-        size_t work = l->n_w * m * (j.d > 0 ? 2 : 1) + (j.d > 0 ? m * l->in * 4 : 0) +
-                      (j.update ? j.update->n_w * 8 : 0);
-        run_job(&j, backward_part, work);
-        j.update = l;
+        run_job(&j, backward_part, backward_work(&j, j.update));
+        j.update = net->layers[j.d];
     }
     net_blas_alone(net, 0);
+}
+
+static void grads_part(void *arg, size_t part, size_t parts)
+{
+    const mt_job *j = arg;
+    param_grads_part(j, part, parts);
+    if (j->d > 0)
+        targets_below_part(j, part, parts);
+}
+
+void train_mt_layer_grads(htnn_net *net, const float *x, size_t m, size_t d)
+{
+    mt_job j = {net, NULL, x, m, d, NULL};
+    /* split or not as train_mt_backward's job for this layer, which also
+     * updates the layer above: the same sgemm blocks, so the same bits
+     * (sgemm rounds a block of units differently from the whole) */
+    const htnn_layer *above = d + 1 < net->n_layers ? net->layers[d + 1] : NULL;
+    net_blas_alone(net, 1);
+    run_job(&j, grads_part, backward_work(&j, above));
+    net_blas_alone(net, 0);
+}
+
+static void update_job(void *arg, size_t part, size_t parts)
+{
+    const mt_job *j = arg;
+    update_part(j->opt, j->update, part, parts);
+}
+
+void train_mt_update(htnn_net *net, htnn_optimizer *opt)
+{
+    mt_job j = {net, opt, NULL, 0, 0, NULL};
+    for (size_t d = 0; d < net->n_layers; d++) {
+        j.update = net->layers[d];
+        run_job(&j, update_job, j.update->n_w * 8);
+    }
 }

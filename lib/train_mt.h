@@ -16,8 +16,10 @@ void below_loss_grad(const htnn_layer *below, const float *z, const float *t, co
 
 /* 1 when a step of this net with heuristic h can run on the net's own
  * threads: helper threads exist (threads >= 2), every layer is dense, the
- * heuristic is the loss-driven one, the net trains alone and targets are
- * set before the update (the default). */
+ * heuristic is the loss-driven one and targets are set before the update
+ * (the default).  Alone, train_mt_backward runs the sweep; data-parallel
+ * (a reducer), train.c runs it with train_mt_layer_grads, its sums and
+ * train_mt_update (or its sharded updates). */
 int train_mt_usable(const htnn_net *net, const htnn_heuristic *h);
 
 /* The training forward pass of m rows, each layer's units split between
@@ -35,5 +37,14 @@ void train_mt_forward(htnn_net *net, const float *x, size_t m);
  * the same for every thread count as long as sgemm's sums over the batch
  * do not depend on how its output is blocked. */
 void train_mt_backward(htnn_net *net, htnn_optimizer *opt, const float *x, size_t m);
+
+/* Layer d's part of that sweep without any update: each thread's rows of
+ * gW and gb (zeros when m is 0), and for d > 0 its columns of G with the
+ * targets and loss gradient of the layer below.  For a data-parallel step,
+ * whose sums come between the gradients and the updates. */
+void train_mt_layer_grads(htnn_net *net, const float *x, size_t m, size_t d);
+
+/* The optimizer update of every layer, each thread its units. */
+void train_mt_update(htnn_net *net, htnn_optimizer *opt);
 
 #endif
