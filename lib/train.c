@@ -157,7 +157,7 @@ static htnn_status sharded_updates(htnn_net *net, htnn_optimizer *opt)
             continue;
         }
         net_block(net, layer->n_w, &first, &n);
-        optimizer_update_weights(opt, layer, first, n);
+        train_mt_update_weights(net, opt, layer, first, n);
         optimizer_update_bias(opt, layer);
         st = r->allgather(layer->w, layer->n_w, r->user);
         optimizer_finish_weights(layer);

@@ -217,6 +217,31 @@ static void update_job(void *arg, size_t part, size_t parts)
     update_part(j->opt, j->update, part, parts);
 }
 
+typedef struct range_job {
+    htnn_optimizer *opt;
+    htnn_layer *layer;
+    size_t first, n;
+} range_job;
+
+static void update_range_part(void *arg, size_t part, size_t parts)
+{
+    const range_job *r = arg;
+    size_t lo = r->n * part / parts, hi = r->n * (part + 1) / parts;
+    if (hi > lo)
+        optimizer_update_weights(r->opt, r->layer, r->first + lo, hi - lo);
+}
+
+void train_mt_update_weights(htnn_net *net, htnn_optimizer *opt, htnn_layer *layer,
+                             size_t first, size_t n)
+{
+    range_job r = {opt, layer, first, n};
+    /* elementwise: any split gives the same bits */
+    if (net->workers != NULL && n * 8 >= PARALLEL_MIN_WORK)
+        workers_run(net->workers, update_range_part, &r);
+    else
+        update_range_part(&r, 0, 1);
+}
+
 void train_mt_update(htnn_net *net, htnn_optimizer *opt)
 {
     mt_job j = {net, opt, NULL, 0, 0, NULL};

@@ -47,4 +47,10 @@ void train_mt_layer_grads(htnn_net *net, const float *x, size_t m, size_t d);
 /* The optimizer update of every layer, each thread its units. */
 void train_mt_update(htnn_net *net, htnn_optimizer *opt);
 
+/* optimizer_update_weights of weights [first, first + n) of a layer of any
+ * kind, split between the net's threads when it has some and the range is
+ * large (a sharded step's block). */
+void train_mt_update_weights(htnn_net *net, htnn_optimizer *opt, htnn_layer *layer,
+                             size_t first, size_t n);
+
 #endif
