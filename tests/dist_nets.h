@@ -133,12 +133,6 @@ static double dist_max_diff(const float *a, const float *b, size_t n)
     return worst;
 }
 
-/* The fit every rank and the single-process reference run: 3 epochs of
- * batch DIST_BATCH, shuffled, Adam, on examples [first, first + n) of the
- * DIST_COUNT in x and y as the fit's shard (n == 0: the whole set,
- * unsharded); then, alone (without the reducer), one more batch of the
- * first 20 rows with the same optimizer, which depends on the whole
- * optimizer state being on every rank after the fit. */
 /* The fit every distributed test runs: 3 epochs of DIST_BATCH, on the
  * shard [first, ...) of `total` examples (total 0: unsharded). */
 static htnn_fit_options dist_fit_options(size_t first, size_t total)
@@ -151,6 +145,12 @@ static htnn_fit_options dist_fit_options(size_t first, size_t total)
     return fo;
 }
 
+/* The fit every rank and the single-process reference run: 3 epochs of
+ * batch DIST_BATCH, shuffled, Adam, on examples [first, first + n) of the
+ * DIST_COUNT in x and y as the fit's shard (n == 0: the whole set,
+ * unsharded); then, alone (without the reducer), one more batch of the
+ * first 20 rows with the same optimizer, which depends on the whole
+ * optimizer state being on every rank after the fit. */
 static htnn_status dist_fit_shard(htnn_net *net, const float *x, const int32_t *y,
                                   size_t first, size_t n, htnn_fit_result *res)
 {
