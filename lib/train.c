@@ -244,16 +244,11 @@ static htnn_status backward_layer(htnn_net *net, htnn_optimizer *opt, const htnn
     return st;
 }
 
-/* From the top layer down.  Data-parallel with the default
- * targets_after_update = 0, a layer's update cannot change the layers
- * below in this batch, so the updates can wait for the end of the sweep:
- * non-blocking sums then run while it goes on (SUM_OVERLAP), or each rank
- * updates only its block of the weights (SUM_SHARDED). */
 /* After the sweep: the started sums are awaited, and the updates that
- * waited for them run (all of them when `pending`, as the threads' sweep
- * leaves them; on the net's threads when `threads`). */
-static htnn_status end_sweep(htnn_net *net, htnn_optimizer *opt, int mode, int pending,
-                             int threads, htnn_status st)
+ * waited for them run; `threaded`: the net's threads ran the sweep, which
+ * leaves every update for now, and they run them. */
+static htnn_status end_sweep(htnn_net *net, htnn_optimizer *opt, int mode, int threaded,
+                             htnn_status st)
 {
     if (mode == SUM_OVERLAP) {
         htnn_status waited = net->reducer.wait_all(net->reducer.user);
@@ -263,16 +258,19 @@ static htnn_status end_sweep(htnn_net *net, htnn_optimizer *opt, int mode, int p
         return st;
     if (mode == SUM_SHARDED)
         return sharded_updates(net, opt);
-    if (mode == SUM_OVERLAP || pending) {
-        if (threads)
-            train_mt_update(net, opt);
-        else
-            for (size_t d = net->n_layers; d-- > 0;)
-                optimizer_update_layer(opt, net->layers[d]);
-    }
+    if (threaded)
+        train_mt_update(net, opt);
+    else if (mode == SUM_OVERLAP)
+        for (size_t d = net->n_layers; d-- > 0;)
+            optimizer_update_layer(opt, net->layers[d]);
     return HTNN_OK;
 }
 
+/* From the top layer down.  Data-parallel with the default
+ * targets_after_update = 0, a layer's update cannot change the layers
+ * below in this batch, so the updates can wait for the end of the sweep:
+ * non-blocking sums then run while it goes on (SUM_OVERLAP), or each rank
+ * updates only its block of the weights (SUM_SHARDED). */
 static htnn_status backward(htnn_net *net, htnn_optimizer *opt, const htnn_heuristic *h,
                             const float *x, size_t m)
 {
@@ -280,7 +278,7 @@ static htnn_status backward(htnn_net *net, htnn_optimizer *opt, const htnn_heuri
     htnn_status st = HTNN_OK;
     for (size_t d = net->n_layers; d-- > 0 && st == HTNN_OK;)
         st = backward_layer(net, opt, h, x, m, d, mode);
-    return end_sweep(net, opt, mode, 0, 0, st);
+    return end_sweep(net, opt, mode, 0, st);
 }
 
 /* Data-parallel on the net's threads (train_mt.c): per layer from the top,
@@ -296,7 +294,7 @@ static htnn_status backward_threads(htnn_net *net, htnn_optimizer *opt, const ht
         train_mt_layer_grads(net, x, m, d);
         st = reduce_layer_grads(net, net->layers[d], mode);
     }
-    return end_sweep(net, opt, mode, 1, 1, st);
+    return end_sweep(net, opt, mode, 1, st);
 }
 
 /* One FTPROP-MB batch on prepared state (inputs checked, scratch sized,

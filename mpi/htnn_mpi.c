@@ -130,10 +130,10 @@ static int set_blocks(mpi_reducer *m, size_t count)
     if (count > (size_t)INT_MAX)
         return 0;
     for (size_t r = 0; r < p; r++) {
-        size_t lo = count / p * r + count % p * r / p;
-        size_t hi = count / p * (r + 1) + count % p * (r + 1) / p;
+        size_t lo, n;
+        htnn_mpi_shard(count, (int)r, (int)p, &lo, &n);
         m->displs[r] = (int)lo;
-        m->counts[r] = (int)(hi - lo);
+        m->counts[r] = (int)n;
     }
     return 1;
 }

@@ -18,11 +18,11 @@
  * j+1, which every rank enters only once it has finished reading phase j:
  * one barrier per phase is enough.
  * SPDX-License-Identifier: MIT */
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../lib/simd.h"
+#include "htnn/htnn_mpi.h"
 #include "shm_sum.h"
 
 /* Up to this many floats an all-reduce sums everything on every rank (one
@@ -36,7 +36,7 @@
 #define SLOT_MIN 4096
 
 struct shm_sum {
-    MPI_Comm comm;      /* the ranks of the node (a duplicate) */
+    MPI_Comm comm;      /* the reducer's ranks, all on this node */
     MPI_Win win;
     int rank, ranks;
     size_t slot;        /* floats of one block per round */
@@ -44,11 +44,6 @@ struct shm_sum {
     char **seg;         /* per rank: its segment (2 x cap floats) */
     unsigned phase;     /* phases so far, mod 2 picks the buffer */
 };
-
-static size_t block_lo(size_t count, size_t r, size_t p)
-{
-    return count / p * r + count % p * r / p;
-}
 
 /* A window of `bytes` per rank, each rank's part on its own memory, with
  * every rank's base and one passive epoch for its life (loads and stores,
@@ -121,12 +116,11 @@ htnn_status shm_sum_create(MPI_Comm comm, shm_sum **out)
     size_t p = (size_t)ranks;
     s->slot = BUFFER_FLOATS / p > SLOT_MIN ? BUFFER_FLOATS / p : SLOT_MIN;
     s->cap = p * s->slot > SUM_ALL_MAX ? p * s->slot : SUM_ALL_MAX;
-    if (s->cap > (size_t)PTRDIFF_MAX / (2 * sizeof(float)) ||
-        (st = window_create(s, 2 * s->cap * sizeof(float))) != HTNN_OK) {
+    if ((st = window_create(s, 2 * s->cap * sizeof(float))) != HTNN_OK) {
         MPI_Comm_free(&s->comm);
         free(s->seg);
         free(s);
-        return st != HTNN_OK ? st : HTNN_ELIMIT;
+        return st;
     }
     *out = s;
     return HTNN_OK;
@@ -174,12 +168,14 @@ static size_t rounds(const shm_sum *s, size_t count)
     return (longest + s->slot - 1) / s->slot;
 }
 
-/* Round k's part of rank r's block: [*a, *b). */
+/* Round k's part of rank r's block: [*a, *b) (the blocks of htnn_reducer,
+ * as htnn_mpi_shard splits them). */
 static void part(const shm_sum *s, size_t count, size_t r, size_t k, size_t *a, size_t *b)
 {
-    size_t p = (size_t)s->ranks, lo = block_lo(count, r, p), hi = block_lo(count, r + 1, p);
-    *a = lo + k * s->slot < hi ? lo + k * s->slot : hi;
-    *b = *a + s->slot < hi ? *a + s->slot : hi;
+    size_t lo, n;
+    htnn_mpi_shard(count, (int)r, s->ranks, &lo, &n);
+    *a = k * s->slot < n ? lo + k * s->slot : lo + n;
+    *b = *a + s->slot < lo + n ? *a + s->slot : lo + n;
 }
 
 static htnn_status sum_everything(shm_sum *s, float *values, size_t count)

@@ -339,6 +339,16 @@ typedef struct shard_job {
     char error[512];         /* htnn_last_error() of the rank's thread on failure */
 } shard_job;
 
+/* Rank r of `ranks` on its shard of the set, checkpointing to
+ * dir/<name><r>. */
+static void shard_job_init(shard_job *j, int r, int ranks, const char *dir, const char *name)
+{
+    memset(j, 0, sizeof *j);
+    dist_shard_of(r, ranks, &j->first, &j->n);
+    j->total = DIST_COUNT;
+    snprintf(j->checkpoint, sizeof j->checkpoint, "%s/%s%d", dir, name, r);
+}
+
 static int stop_on_rank0(const htnn_progress *p, void *user)
 {
     const shard_job *j = user;
@@ -468,11 +478,8 @@ static void sharded_checkpoints(void **state)
     assert_int_equal(ref.status, HTNN_OK);
     /* 2 ranks, stopped after 15 of the 33 batches */
     for (int r = 0; r < 2; r++) {
-        memset(&jobs[r], 0, sizeof jobs[r]);
-        dist_shard_of(r, 2, &jobs[r].first, &jobs[r].n);
-        jobs[r].total = DIST_COUNT;
+        shard_job_init(&jobs[r], r, 2, dir, "ck");
         jobs[r].stop_after = 15;
-        snprintf(jobs[r].checkpoint, sizeof jobs[r].checkpoint, "%s/ck%d", dir, r);
     }
     run_shard_jobs(jobs, 2);
     for (int r = 0; r < 2; r++) {
@@ -491,11 +498,8 @@ static void sharded_checkpoints(void **state)
     assert_memory_equal(c0, c1, na);
     /* 3 ranks resume from copies of rank 0's file */
     for (int r = 0; r < 3; r++) {
-        memset(&jobs[r], 0, sizeof jobs[r]);
-        dist_shard_of(r, 3, &jobs[r].first, &jobs[r].n);
-        jobs[r].total = DIST_COUNT;
+        shard_job_init(&jobs[r], r, 3, dir, "resume");
         jobs[r].resume = 1;
-        snprintf(jobs[r].checkpoint, sizeof jobs[r].checkpoint, "%s/resume%d", dir, r);
         FILE *f = fopen(jobs[r].checkpoint, "wb");
         assert_non_null(f);
         assert_int_equal(fwrite(c0, 1, na, f), na);
