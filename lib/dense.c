@@ -121,16 +121,23 @@ void dense_column_sums(const float *a, size_t m, size_t n, float *sums)
     column_sums(a, m, n, sums);
 }
 
-void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
-                       size_t m)
+void dense_unit_grads(htnn_layer *layer, const float *x, const float *dz, size_t m,
+                      size_t first, size_t end)
 {
-    size_t out = layer->out;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out,
-                (int)layer->in, (int)m, 1.0f, dz, (int)out, x, (int)layer->in,
-                0.0f, layer->gw, (int)layer->in);
+    size_t out = layer->out, in = layer->in;
+    if (end > first)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(end - first), (int)in,
+                    (int)m, 1.0f, dz + first, (int)out, x, (int)in, 0.0f,
+                    layer->gw + first * in, (int)in);
     memset(layer->gb, 0, out * sizeof *layer->gb);
     if (layer->has_bias)
         column_sums(dz, m, out, layer->gb);
+}
+
+void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
+                       size_t m)
+{
+    dense_unit_grads(layer, x, dz, m, 0, layer->out);
 }
 
 void dense_input_grad(const htnn_layer *layer, const float *dz, size_t m,

@@ -47,6 +47,11 @@ void dense_forward(const htnn_layer *layer, const float *x, size_t m, float *z,
 void dense_param_grads(htnn_layer *layer, const float *x, const float *dz,
                        size_t m);
 
+/* The same for the weights of units [first, end) only (the rows of gw
+ * there; the rest of gw is left as it was), and gb whole. */
+void dense_unit_grads(htnn_layer *layer, const float *x, const float *dz, size_t m,
+                      size_t first, size_t end);
+
 /* G = dZ W (m x in; W is the effective sign(W) * alpha for binary weights): the gradient of the layer's loss w.r.t. its input. */
 void dense_input_grad(const htnn_layer *layer, const float *dz, size_t m,
                       float *g);

@@ -14,6 +14,7 @@
 #include "checkpoint.h"
 #include "dense.h"
 #include "error.h"
+#include "factors.h"
 #include "heuristic_internal.h"
 #include "layers.h"
 #include "htnn/train.h"
@@ -230,10 +231,15 @@ static htnn_status backward_layer(htnn_net *net, htnn_optimizer *opt, const htnn
 {
     htnn_layer *layer = net->layers[d];
     int after = net->opts.targets_after_update;
+    const float *in = d ? net->scratch[d - 1].h : x;
     htnn_status st = HTNN_OK;
-    layer_grads(layer, d ? net->scratch[d - 1].h : x, &net->scratch[d], m);
-    if (distributed(net))
-        st = reduce_layer_grads(net, layer, mode);
+    if (mode == SUM_SHARDED && factors_used(net, layer)) {
+        st = factors_grads(net, layer, in, m);
+    } else {
+        layer_grads(layer, in, &net->scratch[d], m);
+        if (distributed(net))
+            st = reduce_layer_grads(net, layer, mode);
+    }
     if (st == HTNN_OK && d > 0 && !after)
         /* default: G and the heuristic's view use the pre-update W[d] */
         st = targets_below(net, h, d, m);
@@ -409,6 +415,7 @@ typedef struct fit_state {
     float *xb;       /* gathered batch inputs */
     int32_t *yb;     /* gathered batch labels */
     size_t *sel;     /* the batch's rows of x, in order */
+    float *factors;  /* sufficient factors (factors.h), or NULL */
 } fit_state;
 
 /* Safe to call twice: a failed fit_state_init frees, and so does fit_end. */
@@ -418,6 +425,8 @@ static void fit_state_free(fit_state *fs)
     mem_free(fs->xb);
     mem_free(fs->yb);
     mem_free(fs->sel);
+    mem_free(fs->factors);
+    fs->factors = NULL;
     fs->order = NULL;
     fs->xb = NULL;
     fs->yb = NULL;
@@ -708,6 +717,8 @@ static htnn_status fit_finish(fit_run *r, htnn_status st)
         synced = sync_moments(r->net, r->opt);
     r->net->moments_sharded = 0;
     r->net->shard_step = 0;
+    r->net->factors = NULL;
+    r->net->factor_rows = 0;
     return st != HTNN_OK ? st : synced;
 }
 
@@ -791,6 +802,26 @@ static htnn_status agree_on_resume(fit_run *r, htnn_status st)
     return HTNN_OK;
 }
 
+/* Sharded steps of the single-threaded sweep on the whole set send dense
+ * layers' gradients as factors where those are fewer values (factors.h);
+ * rows: this rank's largest share of a batch.  (Each rank's share of a
+ * batch from its own shard can be larger, and the threads' sweep computes
+ * the gradients on the threads: both sum whole gradients.) */
+static htnn_status factors_init(fit_run *r, size_t rows)
+{
+    htnn_net *net = r->net;
+    size_t floats = factors_floats(net, rows);
+    if (sum_mode(net, r->h) != SUM_SHARDED || r->o.shard_total != 0 ||
+        train_mt_usable(net, r->h) || floats == 0)
+        return HTNN_OK;
+    if ((r->fs.factors = mem_malloc(floats * sizeof *r->fs.factors)) == NULL)
+        return error_set(HTNN_ENOMEM, "htnn_net_fit: out of memory for the gradients' "
+                         "factors (%zu values)", floats);
+    net->factors = r->fs.factors;
+    net->factor_rows = rows;
+    return HTNN_OK;
+}
+
 /* Buffers, the checkpoint to resume, and the first snapshot (the fit's
  * start is a good state by definition). */
 static htnn_status fit_start(fit_run *r)
@@ -810,6 +841,8 @@ static htnn_status fit_start(fit_run *r)
         st = prepare(r->net, r->opt, r->h, rows);
     if (st == HTNN_OK)
         st = fit_state_init(&r->fs, r->count, rows, r->net->input_width);
+    if (st == HTNN_OK)
+        st = factors_init(r, rows);
     if (st != HTNN_OK)
         return st;
     st = guard_init(&r->guard, r->net, r->opt, r->o.shuffle ? r->count : 0);

@@ -252,6 +252,10 @@ int main(int argc, char **argv)
             net_threads = 1;
         }
         if (flags & HTNN_MPI_SHARDED_STEP)
+            /* one thread per rank: the 512 x 512 layer's gradient goes as
+             * its factors (lib/factors.c) */
+            check_fit(red, DIST_WIDE_MLP, 0);
+        if (flags & HTNN_MPI_SHARDED_STEP)
             check_sharded_checkpoint(red);
         htnn_mpi_reducer_free(red);
     }

@@ -31,6 +31,7 @@ typedef struct shared_sum {
     float *scratch[MAX_RANKS];
     size_t scratch_size[MAX_RANKS];
     int fail;                     /* 1: every sum returns HTNN_EIO */
+    size_t largest_scatter[MAX_RANKS]; /* largest count each rank reduce-scattered */
 } shared_sum;
 
 typedef struct rank_ctx {
@@ -99,6 +100,8 @@ static htnn_status thread_scatter(float *values, size_t count, void *user)
     rank_ctx *c = user;
     size_t lo, hi;
     htnn_status st = thread_sum(values, count, user);
+    size_t *largest = &c->shared->largest_scatter[c->rank];
+    *largest = count > *largest ? count : *largest;
     block_of(c->rank, c->shared->ranks, count, &lo, &hi);
     for (size_t i = 0; i < count; i++)
         if (i < lo || i >= hi)
@@ -180,8 +183,9 @@ static void reference(int kind, int after, int threads, float *params, size_t n)
     htnn_net_free(net);
 }
 
-/* Trains on `ranks` threads and compares with the reference. */
-static void check_parallel(int kind, int ranks, int after, int mode)
+/* Trains on `ranks` threads and compares with the reference; returns the
+ * largest count rank 0 reduce-scattered. */
+static size_t check_parallel(int kind, int ranks, int after, int mode)
 {
     dist_data(kind, data_x, data_y);
     htnn_net *probe;
@@ -244,6 +248,7 @@ static void check_parallel(int kind, int ranks, int after, int mode)
     }
     pthread_barrier_destroy(&s.barrier);
     free(ref);
+    return s.largest_scatter[0];
 }
 
 static void mlp_one_rank_is_exact(void **state)
@@ -288,6 +293,24 @@ static void mlp_threads_per_rank(void **state)
     check_parallel(DIST_WIDE_MLP, 1, 0, 8 | 2);
     check_parallel(DIST_WIDE_MLP, 2, 0, 8);
     check_parallel(DIST_WIDE_MLP, 2, 0, 8 | 2 | 4);
+}
+
+/* A sharded step sends a dense layer's gradient as its factors (every
+ * rank's rows of the layer's input and dZ, lib/factors.c) where those are
+ * fewer values: the wide MLP's 512 x 512 layer with 10 (2 ranks) or 7 (3
+ * ranks: padded slabs, blocks that split a unit's weights) rows per rank,
+ * and with one row in the last batch (a rank without rows).  Its 20 x 512
+ * and 512 x 3 layers are reduce-scattered whole.  The same weights as one
+ * process, within the summation tolerance. */
+static void wide_mlp_sharded_factors(void **state)
+{
+    (void)state;
+    size_t whole = 512 * 512;
+    assert_int_equal(check_parallel(DIST_WIDE_MLP, 2, 0, 2), 20 * 512);
+    assert_int_equal(check_parallel(DIST_WIDE_MLP, 3, 0, 2), 20 * 512);
+    /* on the net's threads, and from shards of the set, gradients go whole */
+    assert_int_equal(check_parallel(DIST_WIDE_MLP, 2, 0, 8 | 2), whole);
+    assert_int_equal(check_parallel(DIST_WIDE_MLP, 2, 0, 2 | 4), whole);
 }
 
 static void conv_bn_one_rank_is_exact(void **state)
@@ -711,6 +734,7 @@ int main(void)
         cmocka_unit_test(mlp_two_ranks),
         cmocka_unit_test(mlp_three_ranks),
         cmocka_unit_test(mlp_threads_per_rank),
+        cmocka_unit_test(wide_mlp_sharded_factors),
         cmocka_unit_test(conv_bn_one_rank_is_exact),
         cmocka_unit_test(conv_bn_two_ranks),
         cmocka_unit_test(train_batch_two_ranks),
