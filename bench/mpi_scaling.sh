@@ -93,10 +93,25 @@ print(f"\n1 rank: {one:.0f} samples/s (median of {n1}); 2 ranks: {two:.0f} (medi
       f" (shared memory: {share_m:.1%})")
 
 # Cost model: step(P) = local step of B/P rows (measured above, Adam included)
-# + a ring allreduce of the parameters, 2(P-1) latencies + 2(P-1)/P of the
-# bytes at the link bandwidth.
-params = 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
+# + the sharded step's collectives, as rings: per layer the weights are
+# all-gathered, and the weight gradient is reduce-scattered whole or, where
+# fewer values (lib/factors.c), its factors (P ceil(B/P) rows of X and dZ)
+# are all-gathered; each collective has P-1 latencies and moves (P-1)/P of
+# its values through each link.
+layers = [(784, 512), (512, 512), (512, 10)]
+params = sum(i * o + o for i, o in layers)
 nbytes = 4 * params
+def comm(P, B, a, bw):
+    if P == 1:
+        return 0.0
+    S = -(-B // P)
+    values = collectives = 0
+    for i, o in layers:
+        factors = P * S * (i + o)
+        whole = factors >= i * o
+        values += i * o + (i * o if whole else factors)
+        collectives += 2 if whole else 3
+    return collectives * (P - 1) * a + (P - 1) / P * 4 * values / bw
 local = {r["batch"]: r["batch"] / r["samples_per_sec"] for r in rows
          if r["name"] == "htnn-mlp-mpi" and r["ranks"] == 1 and r["train_samples"] == 20000}
 ar = sorted((r["bytes"], r["median_seconds"]) for r in rows
@@ -128,10 +143,10 @@ print("ranks | " + " | ".join(name for name, _, _ in links))
 for P in (1, 2, 4, 8, 16):
     cells = []
     for _, a, bw in links:
-        comm = 0 if P == 1 else 2 * (P - 1) * a + 2 * (P - 1) / P * nbytes / bw
-        s100 = B / (interp(B / P) + comm)
-        s1000 = 1000 / (interp(1000 / P) * 1 + comm) if 1000 / P <= 100 else \
-            1000 / (local[100] * (1000 / P) / 100 + comm)
+        s100 = B / (interp(B / P) + comm(P, B, a, bw))
+        c1000 = comm(P, 1000, a, bw)
+        s1000 = 1000 / (interp(1000 / P) * 1 + c1000) if 1000 / P <= 100 else \
+            1000 / (local[100] * (1000 / P) / 100 + c1000)
         cells.append(f"{s100:8.0f} ({s1000:8.0f})")
     print(f"{P:5d} | " + " | ".join(cells))
 EOF

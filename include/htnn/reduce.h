@@ -31,6 +31,13 @@
  *     the optimizer's work.  The moments are all-gathered too (so every
  *     rank's optimizer holds the whole state) whenever the fit takes a
  *     snapshot or writes a checkpoint, and when it returns.
+ *     In such a sharded fit (every rank with the whole set, single-threaded
+ *     nets), a dense layer whose global batch is small next to it --
+ *     P x ceil(B/P) x (inputs + units) < its weights -- sends its gradient
+ *     as the factors it is a sum of instead: every rank's rows of the
+ *     layer's input and dZ are all-gathered (allgather on P x ceil(B/P)
+ *     rows, zero-padded), and each rank multiplies out the summed gradient
+ *     of the units holding its block.  The same sum, fewer values moved.
  * The global batch is then trained exactly as one process would train it,
  * up to the order of floating-point summation (see doc/distributed.md for
  * the measured differences).
