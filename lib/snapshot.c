@@ -131,6 +131,12 @@ void guard_free(fit_guard *g)
     memset(g, 0, sizeof *g);
 }
 
+static htnn_status not_finite(const fit_position *pos)
+{
+    return error_set(HTNN_ENUMERIC, "training diverged: a parameter or optimizer value "
+                     "became NaN or infinite by epoch %zu, batch %zu", pos->epoch, pos->batch);
+}
+
 htnn_status guard_take(fit_guard *g, const htnn_net *net, htnn_optimizer *opt,
                        const fit_position *pos, const size_t *order)
 {
@@ -138,9 +144,7 @@ htnn_status guard_take(fit_guard *g, const htnn_net *net, htnn_optimizer *opt,
     size_t n_opt;
     const float *state = optimizer_state(opt, &n_opt);
     if (!net_save(net, s->values) || !copy_finite(s->values + g->n_net, state, g->n_opt))
-        return error_set(HTNN_ENUMERIC, "training diverged: a parameter or optimizer value "
-                         "became NaN or infinite by epoch %zu, batch %zu", pos->epoch,
-                         pos->batch);
+        return not_finite(pos);
     if (g->n_order)
         memcpy(s->order, order, g->n_order * sizeof *order);
     s->rng = net->rng;
@@ -149,6 +153,20 @@ htnn_status guard_take(fit_guard *g, const htnn_net *net, htnn_optimizer *opt,
     s->pos = *pos;
     g->pending = 1;
     return HTNN_OK;
+}
+
+htnn_status guard_check(const htnn_net *net, htnn_optimizer *opt, const fit_position *pos)
+{
+    int ok = 1;
+    size_t n_opt;
+    const float *state = optimizer_state(opt, &n_opt);
+    for (size_t d = 0; d < net->n_layers; d++) {
+        trained_array a[MAX_TRAINED];
+        size_t k = layer_trained(net->layers[d], a);
+        for (size_t i = 0; i < k; i++)
+            ok &= all_finite(a[i].p, a[i].n);
+    }
+    return ok && all_finite(state, n_opt) ? HTNN_OK : not_finite(pos);
 }
 
 void guard_confirm(fit_guard *g)

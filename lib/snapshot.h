@@ -49,6 +49,10 @@ void guard_free(fit_guard *g);
 htnn_status guard_take(fit_guard *g, const htnn_net *net, htnn_optimizer *opt,
                        const fit_position *pos, const size_t *order);
 
+/* guard_take's check without the snapshot, where no batch follows (the
+ * fit's end) and the snapshot could never be restored. */
+htnn_status guard_check(const htnn_net *net, htnn_optimizer *opt, const fit_position *pos);
+
 /* A batch trained with a finite loss since the last guard_take: that
  * snapshot becomes the last good one. */
 void guard_confirm(fit_guard *g);

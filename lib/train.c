@@ -642,7 +642,8 @@ static htnn_status run_batch(fit_run *r, size_t b, int *stop)
 }
 
 /* Between batches: a snapshot at the end of each epoch and with each
- * checkpoint; a checkpoint when one is due, when the fit ends and when the
+ * checkpoint (only its check when no batch follows: it could never be
+ * restored); a checkpoint when one is due, when the fit ends and when the
  * callback stopped it. */
 static htnn_status after_batch(fit_run *r, int stop)
 {
@@ -656,7 +657,8 @@ static htnn_status after_batch(fit_run *r, int stop)
     if (due || end_of_epoch)
         st = sync_moments(r->net, r->opt);
     if (st == HTNN_OK && (due || end_of_epoch))
-        st = guard_take(&r->guard, r->net, r->opt, pos, r->fs.order);
+        st = stop || finished ? guard_check(r->net, r->opt, pos)
+                              : guard_take(&r->guard, r->net, r->opt, pos, r->fs.order);
     if (st == HTNN_OK && due)
         st = checkpoint_write(r->o.checkpoint_path, r->net, r->opt, &r->fp, pos, r->fs.order);
     return st;
