@@ -12,10 +12,13 @@
 #   3. MPI_Allreduce time per message size (2 ranks) and the local step time
 #      per rows-per-rank, then a cost model of P ranks on a cluster.
 # Every figure is printed with the machine load (uptime) next to it.
-# Usage: bench/mpi_scaling.sh [BUILD_DIR] [REPEATS]   (default build-mpi, 5)
+# Usage: bench/mpi_scaling.sh [BUILD_DIR] [REPEATS] [EPOCHS]
+#   (default build-mpi, 5, 1; EPOCHS 10 is the reference MLP's whole run of
+#   BENCH.md, for part 1 only)
 set -euo pipefail
 build=${1:-build-mpi}
 repeats=${2:-5}
+epochs=${3:-1}
 bin="$build/bench/train_mpi"
 [ -x "$bin" ] || { echo "$bin not built (configure with -Dmpi=enabled)"; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -42,14 +45,14 @@ for core in 0 1; do
         sed "s/}\$/,\"core\":$core,\"load\":\"$load\"}/" | tee -a "$out"
 done
 
-echo "== 1 rank vs 2 ranks, 1 thread each, full epoch, $repeats alternations"
+echo "== 1 rank vs 2 ranks, 1 thread each, $epochs full epoch(s), $repeats alternations"
 for i in $(seq "$repeats"); do
-    run 1 train --epochs 1 --threads 1
-    run 2 train --epochs 1 --threads 1
-    run 2 train --epochs 1 --threads 1 --sharded 1
-    run 2 train --epochs 1 --threads 1 --sharded 1 --shm 1
+    run 1 train --epochs "$epochs" --threads 1
+    run 2 train --epochs "$epochs" --threads 1
+    run 2 train --epochs "$epochs" --threads 1 --sharded 1
+    run 2 train --epochs "$epochs" --threads 1 --sharded 1 --shm 1
 done
-run 2 train --epochs 1 --threads 1 --blocking 0
+run 2 train --epochs "$epochs" --threads 1 --blocking 0
 
 echo "== oversubscribed: 4 and 8 ranks on $(nproc) cores (20000 samples)"
 run 4 train --epochs 1 --threads 1 --limit 20000
@@ -91,6 +94,12 @@ print(f"\n1 rank: {one:.0f} samples/s (median of {n1}); 2 ranks: {two:.0f} (medi
       f" non-blocking sums: {twob:.0f} ({twob / one:.2f}x, {n4} run);"
       f" communication share of the 2-rank step (max over ranks, median): {share:.1%}"
       f" (shared memory: {share_m:.1%})")
+ones = [r["samples_per_sec"] for r in rows if full(r) and r["ranks"] == 1 and "core" not in r]
+pairs = [r["samples_per_sec"] for r in rows if shm(r)]
+ratios = [p / o for o, p in zip(ones, pairs)]
+if ratios:
+    print("sharded step + shared memory over 1 rank, round by round: " +
+          ", ".join(f"{x:.2f}" for x in ratios) + f" (median {statistics.median(ratios):.2f}x)")
 
 # Cost model: step(P) = local step of B/P rows (measured above, Adam included)
 # + the sharded step's collectives, as rings: per layer the weights are
