@@ -56,10 +56,12 @@ enum {
      *  MPI_Allgatherv): htnn_net_fit then shards the optimizer step, each
      *  rank updating 1/ranks of every weight matrix before the weights are
      *  gathered (htnn/reduce.h).  Same bytes on the wire as the all-reduce
-     *  and 1/ranks of the optimizer's work, same results; but with 2 ranks
-     *  on one node Open MPI's reduce-scatter + all-gather cost about what
-     *  the optimizer work saved (doc/distributed.md), so it is off by
-     *  default; worth measuring with many ranks. */
+     *  and 1/ranks of the optimizer's work, same results; fewer bytes where
+     *  a dense layer's global batch is small next to it, whose gradient
+     *  then travels as its factors (since 0.4: every rank's rows of the
+     *  layer's input and dZ).  Off by default, to keep 0.2's behaviour; on
+     *  one node of 2 ranks it measured 1.30x-1.53x one rank against
+     *  1.20x-1.39x without it (doc/distributed.md, section 7.1). */
     HTNN_MPI_SHARDED_STEP = 2,
     /** When every rank of the communicator is on one node (since 0.4):
      *  sum through an MPI-3 shared-memory window (MPI_Win_allocate_shared)
