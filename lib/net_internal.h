@@ -99,9 +99,9 @@ struct htnn_net {
     int shard_step;          /* 1 inside htnn_net_fit: the step may be sharded */
     int moments_sharded;     /* 1: the optimizer's weight moments are current
                               * only in this rank's blocks (train.c) */
-    float *factors;          /* sharded fits: every rank's rows of a dense layer's
-                              * input and dZ (lib/factors.c), or NULL; owned by
-                              * the fit */
+    float *factors;          /* during a sharded fit's own steps: every rank's rows
+                              * of a dense layer's input and dZ (lib/factors.c),
+                              * else NULL; owned by the fit */
     size_t factor_rows;      /* rows per rank it was sized for */
 };
 

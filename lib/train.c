@@ -622,7 +622,11 @@ static htnn_status run_batch(fit_run *r, size_t b, int *stop)
     const int32_t *yb;
     const float *xb = batch_inputs(r, first, m, &rows, &yb);
     double loss;
+    /* the factors are for the fit's own batches, whose shares it knows,
+     * not for a batch the progress callback trains on the same net */
+    r->net->factors = r->fs.factors;
     htnn_status st = train_step(r->net, r->opt, r->h, xb, yb, rows, m, &loss, &right);
+    r->net->factors = NULL;
     if (st != HTNN_OK)
         return st;
     guard_confirm(&r->guard);
@@ -719,8 +723,6 @@ static htnn_status fit_finish(fit_run *r, htnn_status st)
         synced = sync_moments(r->net, r->opt);
     r->net->moments_sharded = 0;
     r->net->shard_step = 0;
-    r->net->factors = NULL;
-    r->net->factor_rows = 0;
     return st != HTNN_OK ? st : synced;
 }
 
@@ -819,7 +821,6 @@ static htnn_status factors_init(fit_run *r, size_t rows)
     if ((r->fs.factors = mem_malloc(floats * sizeof *r->fs.factors)) == NULL)
         return error_set(HTNN_ENOMEM, "htnn_net_fit: out of memory for the gradients' "
                          "factors (%zu values)", floats);
-    net->factors = r->fs.factors;
     net->factor_rows = rows;
     return HTNN_OK;
 }

@@ -647,6 +647,85 @@ static void reducer_failure(void **state)
     pthread_barrier_destroy(&s.barrier);
 }
 
+/* A sharded fit whose progress callback trains one batch of its own on
+ * the same net, with unequal shares (18 and 2 rows): that batch is not one
+ * of the fit's, so its dense layers' gradients must not go as the fit's
+ * factors (whose buffer holds 10 rows per rank). */
+typedef struct nested_job {
+    rank_ctx ctx;
+    htnn_net *net;
+    htnn_optimizer *opt;
+    htnn_status inner;
+    int reports;
+    void *model;
+    size_t model_size;
+    htnn_status status;
+} nested_job;
+
+static int nested_batch(const htnn_progress *p, void *user)
+{
+    nested_job *j = user;
+    (void)p;
+    if (j->reports++ == 0)
+        j->inner = htnn_net_train_batch(j->net, j->opt, NULL, data_x, data_y,
+                                        j->ctx.rank == 0 ? 18 : 2, NULL);
+    return 0;
+}
+
+static void *nested_rank(void *arg)
+{
+    nested_job *j = arg;
+    htnn_reducer red = HTNN_REDUCER_INIT;
+    red.ranks = j->ctx.shared->ranks, red.rank = j->ctx.rank;
+    red.allreduce_sum = thread_sum, red.reduce_scatter_sum = thread_scatter;
+    red.allgather = thread_gather, red.user = &j->ctx;
+    if (dist_net(DIST_WIDE_MLP, 0, &j->net) != 0 ||
+        htnn_optimizer_create(NULL, &j->opt) != HTNN_OK) {
+        j->status = HTNN_ENOMEM;
+        return NULL;
+    }
+    htnn_fit_options fo = dist_fit_options(0, 0);
+    fo.epochs = 1;
+    fo.progress = nested_batch;
+    fo.progress_user = j;
+    j->status = htnn_net_set_reducer(j->net, &red);
+    if (j->status == HTNN_OK)
+        j->status = htnn_net_fit(j->net, j->opt, NULL, data_x, data_y, DIST_COUNT, &fo, NULL);
+    if (j->status == HTNN_OK)
+        j->status = htnn_net_save_buffer(j->net, &j->model, &j->model_size);
+    htnn_optimizer_free(j->opt);
+    htnn_net_free(j->net);
+    return NULL;
+}
+
+static void train_batch_inside_sharded_fit(void **state)
+{
+    (void)state;
+    dist_data(DIST_WIDE_MLP, data_x, data_y);
+    shared_sum s = {0};
+    s.ranks = 2;
+    pthread_barrier_init(&s.barrier, NULL, 2);
+    nested_job jobs[2];
+    pthread_t th[2];
+    for (int r = 0; r < 2; r++) {
+        jobs[r] = (nested_job){{&s, r}, NULL, NULL, HTNN_EINVAL, 0, NULL, 0, HTNN_OK};
+        assert_int_equal(pthread_create(&th[r], NULL, nested_rank, &jobs[r]), 0);
+    }
+    for (int r = 0; r < 2; r++)
+        pthread_join(th[r], NULL);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(jobs[r].status, HTNN_OK);
+        assert_int_equal(jobs[r].inner, HTNN_OK);
+        assert_int_equal(jobs[r].model_size, jobs[0].model_size);
+        assert_memory_equal(jobs[r].model, jobs[0].model, jobs[0].model_size);
+    }
+    for (int r = 0; r < 2; r++) {
+        htnn_free(jobs[r].model);
+        free(s.scratch[r]);
+    }
+    pthread_barrier_destroy(&s.barrier);
+}
+
 /* htnn_net_train_batch with a reducer: each rank's rows of one global
  * batch; the global row count is reduced. */
 typedef struct batch_job {
@@ -738,6 +817,7 @@ int main(void)
         cmocka_unit_test(conv_bn_one_rank_is_exact),
         cmocka_unit_test(conv_bn_two_ranks),
         cmocka_unit_test(train_batch_two_ranks),
+        cmocka_unit_test(train_batch_inside_sharded_fit),
         cmocka_unit_test(mlp_sharded_data),
         cmocka_unit_test(conv_bn_sharded_data),
         cmocka_unit_test(bad_shards),
