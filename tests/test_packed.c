@@ -45,17 +45,60 @@ static void make_dyadic(htnn_net *net)
     }
 }
 
-/* Packed and float classes are equal. */
+/* 1 if some first-layer sum of input row x lies within float rounding of
+ * the sign threshold (computed here in double; B = sign(W), sign(0) = -1,
+ * times alpha, as net.h defines binary weights).  The later layers' sums
+ * are exact (make_dyadic), so only there can the float net's class depend
+ * on the order sgemm sums in, which is the CPU's BLAS kernels' choice. */
+static int first_layer_near_threshold(htnn_net *net, const float *x)
+{
+    htnn_layer *l = htnn_net_layer(net, 0);
+    htnn_layer_info info = HTNN_LAYER_INFO_INIT;
+    assert_int_equal(htnn_layer_get_info(l, &info), HTNN_OK);
+    size_t in = info.in_width, out = info.out_width;
+    float *w = malloc(in * out * sizeof *w), *b = calloc(out, sizeof *b);
+    assert_int_equal(htnn_layer_get_weights(l, w, in * out), HTNN_OK);
+    if (info.bias)
+        assert_int_equal(htnn_layer_get_bias(l, b, out), HTNN_OK);
+    int near = 0;
+    for (size_t j = 0; j < out && !near; j++) {
+        double sum = 0.0, mag = 0.0, alpha = 0.0;
+        for (size_t i = 0; i < in; i++) {
+            double wi = w[j * in + i];
+            alpha += fabs(wi) / (double)in;
+            if (info.binary_weights)
+                wi = wi > 0.0 ? 1.0 : -1.0;
+            sum += x[i] * wi;
+            mag += fabs(x[i] * wi);
+        }
+        if (info.binary_weights != HTNN_BINARY_SCALED)
+            alpha = 1.0;
+        double z = sum * alpha + b[j];
+        /* a float sum of n terms is within n * 2^-24 of their magnitude */
+        near = fabs(z) <= (double)(in + 2) * 0x1p-23 * (mag * alpha + fabs(b[j]));
+    }
+    free(w), free(b);
+    return near;
+}
+
+/* Packed and float classes are equal, except on rows whose first-layer
+ * sums are within rounding of a threshold: the float net rounds them in
+ * sgemm's order, the packed engine's u8 path is exact (with OpenBLAS's
+ * Haswell kernels no row of this test differs; with its AVX-512 ones,
+ * three, each such a row). */
 static void assert_same_classes(htnn_net *net, htnn_packed *p, const float *x, size_t count)
 {
     int32_t *cf = malloc(count * sizeof *cf), *cp = malloc(count * sizeof *cp);
+    size_t in = htnn_net_input_width(net);
     assert_int_equal(htnn_net_predict(net, x, count, cf), HTNN_OK);
     for (size_t k = 0; k < 3; k++) {
         static const int ks[] = {HTNN_KERNEL_PORTABLE, HTNN_KERNEL_AVX2, HTNN_KERNEL_AVX512};
         if (htnn_packed_set_kernel(p, ks[k]) != HTNN_OK)
             continue;
         assert_int_equal(htnn_packed_predict(p, x, count, cp), HTNN_OK);
-        assert_memory_equal(cf, cp, count * sizeof *cf);
+        for (size_t i = 0; i < count; i++)
+            if (cf[i] != cp[i])
+                assert_true(first_layer_near_threshold(net, x + i * in));
     }
     free(cf), free(cp);
 }
