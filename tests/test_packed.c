@@ -45,6 +45,8 @@ static void make_dyadic(htnn_net *net)
     }
 }
 
+static const int kernels[] = {HTNN_KERNEL_PORTABLE, HTNN_KERNEL_AVX2, HTNN_KERNEL_AVX512};
+
 /* 1 if some first-layer sum of input row x lies within float rounding of
  * the sign threshold (computed here in double; B = sign(W), sign(0) = -1,
  * times alpha, as net.h defines binary weights).  The later layers' sums
@@ -74,7 +76,8 @@ static int first_layer_near_threshold(htnn_net *net, const float *x)
         if (info.binary_weights != HTNN_BINARY_SCALED)
             alpha = 1.0;
         double z = sum * alpha + b[j];
-        /* a float sum of n terms is within n * 2^-24 of their magnitude */
+        /* a float sum of n terms is within n * 2^-24 of their magnitude;
+         * twice that, since both paths may round (and the scale and bias) */
         near = fabs(z) <= (double)(in + 2) * 0x1p-23 * (mag * alpha + fabs(b[j]));
     }
     free(w), free(b);
@@ -91,9 +94,8 @@ static void assert_same_classes(htnn_net *net, htnn_packed *p, const float *x, s
     int32_t *cf = malloc(count * sizeof *cf), *cp = malloc(count * sizeof *cp);
     size_t in = htnn_net_input_width(net);
     assert_int_equal(htnn_net_predict(net, x, count, cf), HTNN_OK);
-    for (size_t k = 0; k < 3; k++) {
-        static const int ks[] = {HTNN_KERNEL_PORTABLE, HTNN_KERNEL_AVX2, HTNN_KERNEL_AVX512};
-        if (htnn_packed_set_kernel(p, ks[k]) != HTNN_OK)
+    for (size_t k = 0; k < sizeof kernels / sizeof *kernels; k++) {
+        if (htnn_packed_set_kernel(p, kernels[k]) != HTNN_OK)
             continue;
         assert_int_equal(htnn_packed_predict(p, x, count, cp), HTNN_OK);
         for (size_t i = 0; i < count; i++)
@@ -102,8 +104,6 @@ static void assert_same_classes(htnn_net *net, htnn_packed *p, const float *x, s
     }
     free(cf), free(cp);
 }
-
-static const int kernels[] = {HTNN_KERNEL_PORTABLE, HTNN_KERNEL_AVX2, HTNN_KERNEL_AVX512};
 
 /* Packed logits and classes equal the float net's, bit for bit, for every
  * kernel the CPU runs. */
